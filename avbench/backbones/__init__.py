@@ -1,0 +1,1 @@
+"""Feature extractors (backbones) and their loaders."""

@@ -1,0 +1,194 @@
+"""open_clip backbones: one loader for real CLIP weights and the synthetic evaluator.
+
+Every CLIP-family backbone is built by `open_clip.create_model_and_transforms(name,
+pretrained=<local file>)`, so the synthetic world's evaluator and OpenAI's weights
+travel the same code path. Images are preprocessed batched in torch, on the
+extractor's device, to match open_clip's PIL transform (bicubic resize of the
+shortest edge, centre crop, CLIP mean/std). Measured against open_clip's own
+PIL preprocessing the difference is at most ~1 grey level before normalisation
+(PIL resamples in fixed point with an 8-bit intermediate between its two
+passes; torch in float with one final rounding); tests/test_clip_backbone.py
+pins the bound.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torchvision.transforms.v2 import functional as TF
+
+from ..errors import RegistryError, WeightsError
+from .base import BackboneSpec
+
+LOADER = "avbench.backbones.clip:load_clip"
+
+# avbench backbone name -> open_clip model (config) name. OpenAI weights were
+# trained with QuickGELU, and open_clip only checks that for download tags, so
+# the table names the -quickgelu configs explicitly.
+_OPEN_CLIP_NAMES: dict[str, str] = {
+    "clip-vit-b32-openai": "ViT-B-32-quickgelu",
+    "clip-vit-l14-openai": "ViT-L-14-quickgelu",
+}
+
+
+def register_open_clip_name(backbone_name: str, open_clip_name: str) -> None:
+    """Tell `load_clip` which open_clip config builds `backbone_name`."""
+    known = _OPEN_CLIP_NAMES.get(backbone_name)
+    if known is not None and known != open_clip_name:
+        raise RegistryError(
+            f"backbone {backbone_name!r} already maps to open_clip model {known!r}, not {open_clip_name!r}"
+        )
+    _OPEN_CLIP_NAMES[backbone_name] = open_clip_name
+
+
+def open_clip_name(backbone_name: str) -> str:
+    """The open_clip model name registered for an avbench backbone."""
+    try:
+        return _OPEN_CLIP_NAMES[backbone_name]
+    except KeyError:
+        raise RegistryError(
+            f"no open_clip model registered for backbone {backbone_name!r}; "
+            f"known: {', '.join(sorted(_OPEN_CLIP_NAMES))}. Use register_open_clip_name()."
+        ) from None
+
+
+def describe_preprocessing(size: int, mean, std) -> str:
+    """The cache-key string of the image transform below."""
+    fmt = lambda values: ",".join(f"{v:.8g}" for v in values)  # noqa: E731
+    return (
+        f"resize-shortest-{size}-bicubic-antialias-uint8round,center-crop-{size},"
+        f"scale-1/255,mean=({fmt(mean)}),std=({fmt(std)})"
+    )
+
+
+OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
+
+CLIP_VIT_B32_OPENAI = BackboneSpec(
+    name="clip-vit-b32-openai",
+    kind="clip",
+    weights="clip-vit-b32-openai",
+    preprocessing=describe_preprocessing(224, OPENAI_MEAN, OPENAI_STD),
+    loader=LOADER,
+    description="open_clip ViT-B-32-quickgelu with OpenAI weights (Sound2Scene's and MACS's CLIP ViT-B/32)",
+)
+
+CLIP_VIT_L14_OPENAI = BackboneSpec(
+    name="clip-vit-l14-openai",
+    kind="clip",
+    weights="clip-vit-l14-openai",
+    preprocessing=describe_preprocessing(224, OPENAI_MEAN, OPENAI_STD),
+    loader=LOADER,
+    description="open_clip ViT-L-14-quickgelu with OpenAI weights",
+)
+
+
+class ClipImageTextExtractor:
+    """A loaded open_clip model with avbench's batched preprocessing (a `ClipExtractor`)."""
+
+    def __init__(self, name: str, model: torch.nn.Module, tokenizer: Callable, device: torch.device):
+        self.name = name
+        self.model = model.eval().to(device)
+        self.tokenizer = tokenizer
+        self.device = device
+        self.weights_sha256: str | None = None  # set by the caller, who verified the file
+        cfg = model.visual.preprocess_cfg
+        size = cfg["size"]
+        size = size if isinstance(size, int) else tuple(size)
+        if isinstance(size, tuple):
+            if size[0] != size[1]:
+                raise WeightsError(f"backbone {name!r}: non-square image size {size} is not supported")
+            size = size[0]
+        if cfg.get("resize_mode", "shortest") != "shortest" or cfg.get("interpolation", "bicubic") != "bicubic":
+            raise WeightsError(
+                f"backbone {name!r}: only bicubic shortest-edge resize is supported, got "
+                f"{cfg.get('resize_mode')!r}/{cfg.get('interpolation')!r}"
+            )
+        self.image_size = int(size)
+        self._mean = torch.tensor(cfg["mean"], dtype=torch.float32).view(1, 3, 1, 1)
+        self._std = torch.tensor(cfg["std"], dtype=torch.float32).view(1, 3, 1, 1)
+        self.preprocessing = describe_preprocessing(self.image_size, cfg["mean"], cfg["std"])
+        self.logit_scale = float(model.logit_scale.detach().exp().item())
+
+    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 [B, 3, H, W] -> normalised float32 [B, 3, S, S] on the device."""
+        if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"{self.name}: expected uint8 [B, 3, H, W] images, got {images.dtype} {tuple(images.shape)}")
+        x = images.to(self.device)
+        x = TF.resize(x, [self.image_size], interpolation=TF.InterpolationMode.BICUBIC, antialias=True)
+        x = TF.center_crop(x, [self.image_size, self.image_size])
+        x = x.to(torch.float32) / 255.0
+        return (x - self._mean.to(self.device)) / self._std.to(self.device)
+
+    @torch.inference_mode()
+    def encode_images(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """uint8 [B, 3, H, W] -> {"embedding": float32 [B, D]}, not normalised."""
+        return {"embedding": self.model.encode_image(self.preprocess(images)).float()}
+
+    def tokenize(self, prompts: list[str]) -> torch.Tensor:
+        return self.tokenizer(list(prompts)).to(self.device)
+
+    @torch.inference_mode()
+    def encode_text(self, prompts: list[str]) -> np.ndarray:
+        """Prompts -> float32 [P, D], not normalised."""
+        return self.model.encode_text(self.tokenize(prompts)).float().cpu().numpy()
+
+
+def load_clip(spec: BackboneSpec, weights_path, device) -> ClipImageTextExtractor:
+    """Build `spec`'s open_clip model from a local weights file (never downloads)."""
+    import open_clip
+
+    model_name = open_clip_name(spec.name)
+    if open_clip.get_model_config(model_name) is None:
+        raise RegistryError(f"backbone {spec.name!r}: open_clip has no model config {model_name!r}")
+    if weights_path is None or not Path(weights_path).is_file():
+        raise WeightsError(f"backbone {spec.name!r}: weights file {weights_path!s} does not exist")
+    model, _, _ = open_clip.create_model_and_transforms(model_name, pretrained=str(weights_path))
+    tokenizer = open_clip.get_tokenizer(model_name)
+    return ClipImageTextExtractor(spec.name, model, tokenizer, torch.device(device))
+
+
+class _TorchmetricsClipModel(torch.nn.Module):
+    """The two methods torchmetrics' CLIPScore calls on a transformers CLIPModel."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def get_image_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.model.encode_image(pixel_values)
+
+    def get_text_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.model.encode_text(input_ids)
+
+
+class _TorchmetricsClipProcessor:
+    """Stands in for a transformers CLIPProcessor, using the extractor's preprocessing."""
+
+    def __init__(self, extractor: ClipImageTextExtractor):
+        self.extractor = extractor
+
+    def __call__(self, images=None, text=None, return_tensors: str = "pt", padding: bool = True) -> dict:
+        if images is not None:
+            pixels = [self._one_image(img) for img in images]
+            return {"pixel_values": torch.cat(pixels).cpu()}
+        tokens = self.extractor.tokenizer(list(text))
+        return {"input_ids": tokens, "attention_mask": (tokens != 0).long()}
+
+    def _one_image(self, image: torch.Tensor) -> torch.Tensor:
+        if image.dtype.is_floating_point or image.min() < 0 or image.max() > 255:
+            raise ValueError("CLIPScore through avbench expects integer images in [0, 255]")
+        return self.extractor.preprocess(image.to(torch.uint8).unsqueeze(0))
+
+
+def torchmetrics_clip_callable(extractor: ClipImageTextExtractor) -> Callable[[], tuple]:
+    """For `torchmetrics.multimodal.CLIPScore(model_name_or_path=<this>)`: the offline route.
+
+    torchmetrics calls `model.to(device)`, `model.get_image_features(pixel_values)`,
+    `model.get_text_features(input_ids, attention_mask)` and
+    `processor(images=[CHW tensors] | text=[str], return_tensors="pt", padding=True)`.
+    """
+    return lambda: (_TorchmetricsClipModel(extractor.model), _TorchmetricsClipProcessor(extractor))

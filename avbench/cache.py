@@ -1,0 +1,123 @@
+"""Atomic files and the content-addressed cache.
+
+Every file avbench writes goes through `atomic_write`: a temporary file in the
+same directory, fsync, then `os.replace`. A crash leaves either the old file
+or the new one, never half of one. Cached arrays carry a checksum so a
+truncated or bit-flipped file is detected, reported and recomputed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+from filelock import FileLock
+
+log = logging.getLogger("avbench.cache")
+
+
+def avbench_home() -> Path:
+    """`$AVBENCH_HOME`, or the user cache directory."""
+    env = os.environ.get("AVBENCH_HOME")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "avbench"
+
+
+def stable_hash(obj: Any) -> str:
+    """sha256 of a canonical JSON encoding."""
+    data = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return hashlib.sha256(data).hexdigest()
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write(path, text.encode("utf-8"))
+
+
+@contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """An inter-process lock on `path` (a sibling `.lock` file)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock"):
+        yield
+
+
+class ArrayCache:
+    """Named float arrays stored under content-addressed keys.
+
+    A file holds the arrays and, in the same npz, the sha256 of their bytes.
+    A file that fails to load or to match its checksum is reported, removed
+    and treated as a miss.
+    """
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.hits = 0
+        self.misses = 0
+        self.corrupt = 0
+
+    def path(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.npz"
+
+    def get(self, key: str) -> dict[str, np.ndarray] | None:
+        path = self.path(key)
+        if not path.exists():
+            self.misses += 1
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {k: data[k] for k in data.files if k != "__checksum__"}
+                stored = str(data["__checksum__"])
+            if stored != _checksum(arrays):
+                raise ValueError("checksum mismatch")
+        except Exception as exc:  # noqa: BLE001 - any unreadable file is a corrupt cache entry
+            log.warning("cache file %s is corrupt (%s); recomputing", path, exc)
+            self.corrupt += 1
+            self.misses += 1
+            path.unlink(missing_ok=True)
+            return None
+        self.hits += 1
+        return arrays
+
+    def put(self, key: str, arrays: dict[str, np.ndarray]) -> None:
+        buffer = io.BytesIO()
+        np.savez(buffer, __checksum__=np.array(_checksum(arrays)), **arrays)
+        atomic_write(self.path(key), buffer.getvalue())
+
+
+def _checksum(arrays: dict[str, np.ndarray]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        array = np.ascontiguousarray(arrays[name])
+        digest.update(name.encode())
+        digest.update(str(array.dtype).encode())
+        digest.update(str(array.shape).encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()

@@ -1,0 +1,225 @@
+"""The `avbench` command. Every command is a thin call into the modules below.
+
+Any `AvbenchError` becomes one clear line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+
+from ..errors import AvbenchError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Benchmark sound-to-image and visually guided separation models.")
+list_app = typer.Typer(no_args_is_help=True, help="List registered models, suites, metrics and backbones.")
+app.add_typer(list_app, name="list")
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _add_subcommands() -> None:
+    """Sub-apps live in their own modules; each is optional at import time."""
+    from importlib import import_module
+
+    for module, name in (("weights", "weights"), ("stats", "stats"), ("manifest", "manifest"), ("data", "data")):
+        try:
+            sub = import_module(f"{__name__}.{module}")
+        except ImportError:
+            continue
+        app.add_typer(sub.app, name=name)
+    try:
+        fidelity = import_module(f"{__name__}.fidelity")
+    except ImportError:
+        return
+    app.command(name="fidelity")(fidelity.fidelity)
+
+
+@app.command()
+def run(
+    model: str = typer.Option(..., "--model", "-m", help="Registered model name (see `avbench list models`)."),
+    suite: str = typer.Option(..., "--suite", "-s", help="Suite name, or the path of a suite spec .json."),
+    checkpoint: Optional[str] = typer.Option(None, help="Model checkpoint file."),
+    data_root: Optional[Path] = typer.Option(None, help="Root of the suite's audio and frames (real suites)."),
+    out: Optional[Path] = typer.Option(None, help="Run directory (default: runs/<model>_<suite>)."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1, ..."),
+    batch_size: int = typer.Option(16, min=1),
+    limit: Optional[int] = typer.Option(None, min=1, help="Evaluate only the first N items."),
+    seed: int = typer.Option(0, help="Run seed; every item's seed derives from it."),
+    allow_missing: bool = typer.Option(False, help="Evaluate only the items whose data is present."),
+    on_error: str = typer.Option("stop", help="stop or skip when an item fails."),
+    cache_dir: Optional[Path] = typer.Option(None, help="Feature cache (default: $AVBENCH_HOME/cache/features)."),
+) -> None:
+    """Evaluate MODEL on SUITE: generate (resuming), score, write record.json and items.csv."""
+    from ..runner import RunOptions, run as run_suite
+    from .show import print_record
+
+    if on_error not in ("stop", "skip"):
+        raise AvbenchError(f"--on-error must be stop or skip, not {on_error!r}")
+    options = RunOptions(
+        model=model, suite=suite, checkpoint=checkpoint, data_root=data_root, out=out, device=device,
+        batch_size=batch_size, limit=limit, seed=seed, allow_missing=allow_missing, on_error=on_error, cache_dir=cache_dir,
+    )
+    record, run_dir = run_suite(options)
+    print_record(record, console)
+    console.print(f"record: {run_dir / 'record.json'}")
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON schema of the result record."""
+    from ..record import json_schema
+
+    typer.echo(json.dumps(json_schema(), indent=2))
+
+
+@app.command()
+def show(record: Path = typer.Argument(..., help="record.json or a run directory.")) -> None:
+    """Print one run's card: identity, counts, every metric with its interval, warnings."""
+    from ..record import load_record
+    from .show import print_record
+
+    print_record(load_record(record), console)
+
+
+@app.command()
+def leaderboard(
+    runs: List[Path] = typer.Argument(..., help="record.json files or run directories."),
+    suite: Optional[str] = typer.Option(None, help="Keep only records of this suite."),
+    format: str = typer.Option("markdown", "--format", "-f", help="csv, latex or markdown."),
+    out: Optional[Path] = typer.Option(None, help="Write here instead of stdout."),
+    columns: Optional[str] = typer.Option(None, help="Comma-separated metric names, in order."),
+    caption: Optional[str] = typer.Option(None),
+    label: Optional[str] = typer.Option(None),
+    reported: Optional[Path] = typer.Option(None, help="Folder of reported-number CSVs (default: leaderboards/reported)."),
+) -> None:
+    """Build a leaderboard table from run records (a pure function of the records)."""
+    from ..cache import atomic_write_text
+    from ..leaderboard import render
+    from ..record import load_record
+
+    if format not in ("csv", "latex", "markdown"):
+        raise AvbenchError(f"--format must be csv, latex or markdown, not {format!r}")
+    records = [load_record(path) for path in runs]
+    text = render(records, format, suite=suite, columns=columns.split(",") if columns else None, caption=caption, label=label, reported_dir=reported)
+    if out is None:
+        typer.echo(text)
+    else:
+        atomic_write_text(out, text)
+        console.print(f"wrote {out}")
+
+
+@app.command()
+def compare(
+    base: Path = typer.Argument(..., help="Baseline record.json or run directory."),
+    candidate: Path = typer.Argument(..., help="Candidate record.json or run directory."),
+    tolerance: List[str] = typer.Option([], help="METRIC=DELTA: allowed move in the bad direction."),
+    strict: bool = typer.Option(False, help="Also fail on a significant paired-bootstrap drop (p < 0.05)."),
+) -> None:
+    """Regression gate: exit 1 if CANDIDATE regresses, 2 if the records are not comparable."""
+    from ..compare import compare as compare_records, format_comparison, load_items
+    from ..record import load_record
+
+    tolerances = {}
+    for spec in tolerance:
+        name, sep, delta = spec.rpartition("=")
+        try:
+            tolerances[name] = float(delta)
+        except ValueError:
+            sep = ""
+        if not sep or not name:
+            raise AvbenchError(f"--tolerance {spec!r} must look like METRIC=DELTA, e.g. 'SDR[bss-v3]=0.5'")
+    result = compare_records(load_record(base), load_record(candidate), load_items(base), load_items(candidate), tolerances, strict)
+    typer.echo(format_comparison(result))
+    raise typer.Exit(result.exit_code)
+
+
+@list_app.command("models")
+def list_models(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Registered models and their tasks."""
+    from ..registry import models
+
+    rows = []
+    for name in models.names():
+        try:
+            cls = models.get(name)
+            rows.append({"name": name, "tasks": sorted(cls.tasks), "version": cls.version, "entry": f"{cls.__module__}:{cls.__qualname__}"})
+        except AvbenchError as exc:
+            rows.append({"name": name, "error": str(exc)})
+    _emit(rows, as_json, ("name", "tasks", "version", "entry"))
+
+
+@list_app.command("suites")
+def list_suites(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Suite cards: name, version, task, item count, manifest sha256, classes, source."""
+    from ..data.suite import builtin_suite_names, load_suite
+
+    rows = [load_suite(name).card() for name in builtin_suite_names()]
+    _emit(rows, as_json, ("name", "version", "tasks", "items", "classes", "manifest_sha256", "dataset"))
+
+
+@list_app.command("metrics")
+def list_metrics(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Metric cards: definition, direction, backbone, protocol, reference."""
+    from dataclasses import asdict
+
+    from ..registry import metrics
+
+    rows = []
+    for name in metrics.names():
+        metric = metrics.get(name)()
+        for card in metric.cards():
+            rows.append({"plugin": name, "tasks": sorted(metric.tasks), **asdict(card), "direction": "↑" if card.higher_is_better else "↓"})
+    _emit(rows, as_json, ("plugin", "name", "direction", "definition"))
+
+
+@list_app.command("backbones")
+def list_backbones(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Feature extractors with their pinned weights."""
+    from dataclasses import asdict
+
+    from ..registry import backbones
+
+    rows = [asdict(backbones.get(name)) for name in backbones.names()]
+    _emit(rows, as_json, ("name", "kind", "weights", "preprocessing"))
+
+
+def _emit(rows: list[dict], as_json: bool, columns: tuple[str, ...]) -> None:
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    from rich.table import Table
+
+    table = Table(*columns)
+    for row in rows:
+        table.add_row(*(", ".join(map(str, v)) if isinstance(v, list) else str(v if v is not None else "") for v in (row.get(c, "") for c in columns)))
+    console.print(table)
+
+
+_add_subcommands()
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="avbench: %(message)s")
+    try:
+        code = app(standalone_mode=False)
+    except AvbenchError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.exit(130)
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,1 @@
+"""Suites, manifests, audio and the stream of ready items."""

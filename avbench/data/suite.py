@@ -1,0 +1,193 @@
+"""Suite specs: a versioned manifest plus task, classes and metric list.
+
+Built-in specs are JSON files shipped in `avbench/data/suites/`; their
+manifests ship in `avbench.manifests` (the repo's `data_manifests/`). A user
+may also pass the path of a spec file of their own.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ..errors import ManifestError, SuiteError
+from ..models.base import TASKS
+from .manifest import Item, parse_manifest, sha256_bytes
+
+PROTOCOL_VERSION = 1
+DATA_KINDS = ("synth", "files")
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    metric: str  # registry name
+    task: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    version: str
+    protocol: int
+    tasks: tuple[str, ...]
+    sample_rate: int
+    clip_seconds: float
+    classes: tuple[str, ...]
+    manifest: str
+    manifest_sha256: str
+    data: str
+    dataset: str
+    metrics: tuple[MetricSpec, ...]
+    spec_dir: str  # where the manifest is looked for when it is not shipped
+    licence: str = ""
+    description: str = ""
+
+    @property
+    def clip_samples(self) -> int:
+        return int(round(self.sample_rate * self.clip_seconds))
+
+    def manifest_bytes(self) -> bytes:
+        shipped = manifests_dir().joinpath(self.manifest)
+        path = shipped if shipped.is_file() else Path(self.spec_dir) / self.manifest
+        try:
+            return path.read_bytes()
+        except OSError as exc:
+            raise SuiteError(f"suite {self.name!r}: cannot read manifest {self.manifest!r} ({exc})") from None
+
+    @cached_property
+    def items(self) -> tuple[Item, ...]:
+        data = self.manifest_bytes()
+        actual = sha256_bytes(data)
+        if actual != self.manifest_sha256:
+            raise SuiteError(
+                f"suite {self.name!r}: manifest {self.manifest!r} has sha256 {actual}, "
+                f"but the suite pins {self.manifest_sha256}; it was modified"
+            )
+        items = parse_manifest(data, self.manifest)
+        unknown = sorted({label for item in items for label in item.labels} - set(self.classes))
+        if unknown:
+            raise ManifestError(f"{self.manifest}: labels not among the suite's classes: {unknown[:5]}")
+        return tuple(items)
+
+    def card(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "protocol": self.protocol,
+            "tasks": list(self.tasks),
+            "items": len(self.items),
+            "manifest": self.manifest,
+            "manifest_sha256": self.manifest_sha256,
+            "classes": len(self.classes),
+            "dataset": self.dataset,
+            "data": self.data,
+            "sample_rate": self.sample_rate,
+            "clip_seconds": self.clip_seconds,
+            "metrics": sorted({m.metric for m in self.metrics}),
+            "licence": self.licence,
+        }
+
+
+def manifests_dir():
+    """The shipped manifests: package `avbench.manifests` once installed, data_manifests/ in a checkout."""
+    try:
+        return resources.files("avbench.manifests")
+    except ModuleNotFoundError:  # editable installs and source checkouts keep the top-level folder
+        return Path(__file__).resolve().parents[2] / "data_manifests"
+
+
+def _require(obj: dict, key: str, kind: type | tuple, where: str):
+    if key not in obj:
+        raise SuiteError(f"{where}: missing field '{key}'")
+    value = obj[key]
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        raise SuiteError(f"{where}: field '{key}' has the wrong type ({type(value).__name__})")
+    return value
+
+
+def parse_suite(obj: Any, where: str, spec_dir: str) -> Suite:
+    """Validate a decoded suite spec."""
+    if not isinstance(obj, dict):
+        raise SuiteError(f"{where}: a suite spec must be a JSON object")
+    tasks = _require(obj, "tasks", list, where)
+    if not tasks or any(t not in TASKS for t in tasks):
+        raise SuiteError(f"{where}: field 'tasks' must list some of {', '.join(TASKS)}")
+    protocol = _require(obj, "protocol", int, where)
+    if protocol != PROTOCOL_VERSION:
+        raise SuiteError(f"{where}: protocol {protocol} is not supported (this avbench speaks protocol {PROTOCOL_VERSION})")
+    data = _require(obj, "data", str, where)
+    if data not in DATA_KINDS:
+        raise SuiteError(f"{where}: field 'data' must be one of {', '.join(DATA_KINDS)}")
+    sample_rate = _require(obj, "sample_rate", int, where)
+    clip_seconds = float(_require(obj, "clip_seconds", (int, float), where))
+    if sample_rate <= 0 or not 0 < clip_seconds <= 600:
+        raise SuiteError(f"{where}: sample_rate and clip_seconds must be positive (clip at most 600 s)")
+    classes = _require(obj, "classes", list, where)
+    if not classes or not all(isinstance(c, str) and c for c in classes) or len(set(classes)) != len(classes):
+        raise SuiteError(f"{where}: field 'classes' must be a list of distinct non-empty strings")
+    metrics = []
+    for k, raw in enumerate(_require(obj, "metrics", list, where)):
+        mwhere = f"{where}: metrics[{k}]"
+        if not isinstance(raw, dict):
+            raise SuiteError(f"{mwhere}: must be an object")
+        task = _require(raw, "task", str, mwhere)
+        if task not in tasks:
+            raise SuiteError(f"{mwhere}: task {task!r} is not one of the suite's tasks")
+        options = raw.get("options", {})
+        if not isinstance(options, dict):
+            raise SuiteError(f"{mwhere}: field 'options' must be an object")
+        metrics.append(MetricSpec(metric=_require(raw, "metric", str, mwhere), task=task, options=options))
+    name = _require(obj, "name", str, where)
+    manifest = _require(obj, "manifest", str, where)
+    if "/" in manifest or "\\" in manifest or manifest.startswith("."):
+        raise SuiteError(f"{where}: field 'manifest' must be a bare file name")
+    return Suite(
+        name=name,
+        version=_require(obj, "version", str, where),
+        protocol=protocol,
+        tasks=tuple(tasks),
+        sample_rate=sample_rate,
+        clip_seconds=clip_seconds,
+        classes=tuple(classes),
+        manifest=manifest,
+        manifest_sha256=_require(obj, "manifest_sha256", str, where),
+        data=data,
+        dataset=_require(obj, "dataset", str, where),
+        metrics=tuple(metrics),
+        spec_dir=spec_dir,
+        licence=str(obj.get("licence", "")),
+        description=str(obj.get("description", "")),
+    )
+
+
+def read_suite_file(path: Path) -> Suite:
+    try:
+        obj = json.loads(Path(path).read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise SuiteError(f"{path}: cannot read suite spec ({exc})") from None
+    return parse_suite(obj, str(path), str(Path(path).parent))
+
+
+def builtin_suite_names() -> list[str]:
+    folder = resources.files("avbench.data").joinpath("suites")
+    return sorted(p.name[: -len(".json")] for p in folder.iterdir() if p.name.endswith(".json"))
+
+
+def load_suite(name_or_path: str) -> Suite:
+    """A built-in suite by name, or a spec file by path (ending in .json)."""
+    if name_or_path.endswith(".json") and Path(name_or_path).is_file():
+        return read_suite_file(Path(name_or_path))
+    names = builtin_suite_names()
+    if name_or_path not in names:
+        close = difflib.get_close_matches(name_or_path, names, n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise SuiteError(f"unknown suite {name_or_path!r}.{hint} Known: {', '.join(names)}.")
+    spec = resources.files("avbench.data").joinpath("suites", f"{name_or_path}.json")
+    with resources.as_file(spec) as path:
+        return read_suite_file(path)

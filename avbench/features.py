@@ -1,0 +1,164 @@
+"""Feature passes: one streaming pass per (image set, extractor), cached.
+
+A pass is keyed by everything that changes its numbers: the extractor name,
+its preprocessing, its weights hash, the library versions and the content
+hash of every image, in order. A warm cache answers without loading the
+backbone at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from . import __version__
+from .cache import ArrayCache, stable_hash
+
+log = logging.getLogger("avbench.features")
+
+
+def image_hash(image: np.ndarray) -> str:
+    """Content hash of a decoded uint8 image (shape included)."""
+    digest = hashlib.sha256(str(image.shape).encode())
+    digest.update(np.ascontiguousarray(image).tobytes())
+    return digest.hexdigest()
+
+
+@dataclass
+class ImageSet:
+    """Images named by content hash and loaded only when a pass needs them."""
+
+    hashes: list[str]
+    load: Callable[[int], np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.hashes)
+
+
+def _library_versions() -> dict[str, str]:
+    import open_clip
+    import torch_fidelity
+
+    return {"avbench": __version__, "torch": torch.__version__, "open_clip": open_clip.__version__, "torch_fidelity": torch_fidelity.__version__}
+
+
+class Backbones:
+    """Loads each backbone once, on first use, with its weights verified."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self._loaded: dict[str, object] = {}
+        self.weights: dict[str, dict] = {}
+
+    def spec(self, name: str):
+        from .registry import backbones
+
+        return backbones.get(name)
+
+    def identity(self, name: str) -> dict:
+        """What enters cache keys: name, preprocessing and pinned weights hash."""
+        from .weights import pinned_sha256
+
+        spec = self.spec(name)
+        return {"name": spec.name, "preprocessing": spec.preprocessing, "weights": pinned_sha256(spec.weights) if spec.weights else None}
+
+    def get(self, name: str):
+        if name not in self._loaded:
+            from .registry import _import_target
+            from .weights import resolve
+
+            spec = self.spec(name)
+            path = resolve(spec.weights) if spec.weights else None
+            extractor = _import_target(spec.loader)(spec, path, self.device)
+            self.weights[name] = {"sha256": getattr(extractor, "weights_sha256", None), "verified": True}
+            self._loaded[name] = extractor
+        return self._loaded[name]
+
+
+class FeatureStore:
+    """Memoised, disk-cached feature passes over image sets, prompts and audio."""
+
+    def __init__(self, cache: ArrayCache, backbones: Backbones, batch_size: int):
+        self.cache = cache
+        self.backbones = backbones
+        self.batch_size = batch_size
+        self.passes = 0
+        self._memo: dict[str, dict[str, np.ndarray]] = {}
+        self._versions = _library_versions()
+
+    def _key(self, backbone: str, kind: str, content: Sequence[str]) -> str:
+        return stable_hash({"backbone": self.backbones.identity(backbone), "kind": kind, "versions": self._versions, "content": list(content)})
+
+    def _cached(self, key: str, compute: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        if key in self._memo:
+            return self._memo[key]
+        arrays = self.cache.get(key)
+        if arrays is None:
+            arrays = compute()
+            self.passes += 1
+            self.cache.put(key, arrays)
+        self._memo[key] = arrays
+        return arrays
+
+    def images(self, backbone: str, images: ImageSet) -> dict[str, np.ndarray]:
+        """All feature layers of `backbone` for `images`, float64 [N, D] each."""
+
+        def compute() -> dict[str, np.ndarray]:
+            extractor = self.backbones.get(backbone)
+            log.info("feature pass: %d images through %s", len(images), backbone)
+            rows: dict[str, list[tuple[int, np.ndarray]]] = {}
+            with torch.inference_mode():
+                for start in range(0, len(images), self.batch_size):
+                    indices = range(start, min(start + self.batch_size, len(images)))
+                    for group in _by_shape([(i, images.load(i)) for i in indices]):
+                        out = extractor.encode_images(_stack([im for _, im in group]).to(extractor.device))
+                        for layer, value in out.items():
+                            value = value.detach().to("cpu", torch.float64).numpy()
+                            rows.setdefault(layer, []).extend(zip((i for i, _ in group), value))
+            return {layer: np.stack([v for _, v in sorted(pairs, key=lambda p: p[0])]) for layer, pairs in rows.items()}
+
+        return self._cached(self._key(backbone, "images", images.hashes), compute)
+
+    def text(self, backbone: str, prompts: Sequence[str]) -> dict[str, np.ndarray]:
+        """Text features [P, D] and the backbone's logit scale."""
+
+        def compute() -> dict[str, np.ndarray]:
+            extractor = self.backbones.get(backbone)
+            with torch.inference_mode():
+                features = np.asarray(extractor.encode_text(list(prompts)), dtype=np.float64)
+            return {"text": features, "logit_scale": np.array(float(extractor.logit_scale))}
+
+        return self._cached(self._key(backbone, "text", prompts), compute)
+
+    def audio(self, backbone: str, hashes: Sequence[str], load: Callable[[int], np.ndarray]) -> np.ndarray:
+        """Audio-tower embeddings [N, D] of mono clips."""
+
+        def compute() -> dict[str, np.ndarray]:
+            extractor = self.backbones.get(backbone)
+            parts = []
+            with torch.inference_mode():
+                for start in range(0, len(hashes), self.batch_size):
+                    clips = [load(i) for i in range(start, min(start + self.batch_size, len(hashes)))]
+                    batch = torch.from_numpy(np.stack(clips)).to(extractor.device)
+                    parts.append(extractor.encode_audio(batch).detach().to("cpu", torch.float64).numpy())
+            return {"audio": np.concatenate(parts)}
+
+        return self._cached(self._key(backbone, "audio", hashes), compute)["audio"]
+
+
+def _by_shape(indexed: list[tuple[int, np.ndarray]]) -> list[list[tuple[int, np.ndarray]]]:
+    """Split a batch into groups of equal image size (extractors take one size per call)."""
+    groups: dict[tuple, list[tuple[int, np.ndarray]]] = {}
+    for index, image in indexed:
+        groups.setdefault(image.shape, []).append((index, image))
+    return list(groups.values())
+
+
+def _stack(images: list[np.ndarray]) -> torch.Tensor:
+    """uint8 HxWx3 images of one size -> uint8 [B, 3, H, W]."""
+    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()

@@ -1,0 +1,1 @@
+"""Metrics: pure functions of features or waveforms, wrapped as plugins."""

@@ -1,0 +1,1 @@
+"""The model interface and the sanity models."""

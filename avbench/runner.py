@@ -1,0 +1,313 @@
+"""One run: suite -> items -> model -> outputs (cached) -> features (cached) -> metrics -> record.
+
+The runner knows no particular model or metric. Outputs land in the run
+directory item by item (see outputs.py), so a killed run resumes where it
+stopped; features land in the content-addressed cache, so a second scoring
+recomputes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import soxr
+import torch
+
+from . import __version__
+from .cache import ArrayCache, atomic_write_text, avbench_home, locked, stable_hash
+from .data.items import ReadyItem, data_source, load_item
+from .data.suite import Suite, load_suite
+from .errors import AvbenchError, DataError, ModelOutputError
+from .features import Backbones, FeatureStore
+from .models.base import Batch, Model
+from .models.checks import as_image, as_waveforms, batch_list
+from .outputs import OutputStore, png_bytes, wav_bytes
+from .progress import progress
+from .record import Counts, Failure, ModelInfo, Record, SuiteInfo, dumps
+from .registry import models as model_registry
+from .scoring import RunScoring, items_table, score_task
+from .metrics.bootstrap import CONFIDENCE, RESAMPLES
+
+log = logging.getLogger("avbench.run")
+
+
+@dataclass
+class RunOptions:
+    model: str
+    suite: str
+    checkpoint: str | None = None
+    data_root: Path | None = None
+    out: Path | None = None
+    device: str = "auto"
+    batch_size: int = 16
+    limit: int | None = None
+    seed: int = 0
+    allow_missing: bool = False
+    on_error: str = "stop"  # or "skip"
+    cache_dir: Path | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def pick_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        chosen = torch.device(device)
+    except RuntimeError as exc:
+        raise AvbenchError(f"--device {device!r} is not a torch device ({exc})") from None
+    if chosen.type == "cuda" and not torch.cuda.is_available():
+        raise AvbenchError(f"--device {device} was asked for, but CUDA is not available here")
+    return chosen
+
+
+def item_seed(run_seed: int, item_seed: int) -> int:
+    """Per-item seed, independent of batch size and order."""
+    return int(stable_hash([run_seed, item_seed])[:8], 16)
+
+
+class Run:
+    def __init__(self, options: RunOptions, model: Model | None = None):
+        self.options = options
+        self.suite: Suite = load_suite(options.suite)
+        self.device = pick_device(options.device)
+        if model is None:
+            model_cls = model_registry.get(options.model)
+            model = model_cls.from_checkpoint(options.checkpoint, device=str(self.device), suite=self.suite)
+        self.model = model
+        self.tasks = [t for t in self.suite.tasks if model.supports(t)]
+        if not self.tasks:
+            raise AvbenchError(
+                f"model {model.name!r} supports {sorted(model.tasks) or 'no task'}, "
+                f"suite {self.suite.name!r} needs one of {list(self.suite.tasks)}"
+            )
+        items = list(self.suite.items)
+        self.n_original = len(items)
+        if options.limit is not None:
+            items = items[: max(0, options.limit)]
+        self.source = data_source(self.suite, options.data_root)
+        self.missing: dict[str, list[str]] = {}
+        for item in items:
+            absent = self.source.missing(item)
+            if absent:
+                self.missing[item.id] = absent
+        if self.missing and not options.allow_missing:
+            first = next(iter(self.missing))
+            raise DataError(
+                f"{len(self.missing)} of {len(items)} items of {self.suite.name!r} have missing files "
+                f"(first: item {first}: {self.missing[first][0]}); pass --allow-missing to evaluate the items present"
+            )
+        self.items = [item for item in items if item.id not in self.missing]
+        self.key = stable_hash(
+            {
+                "model": model.describe(),
+                "suite": [self.suite.name, self.suite.version, self.suite.manifest_sha256],
+                "items": [item.id for item in self.items],
+                "seed": options.seed,
+                "tasks": self.tasks,
+                "avbench": __version__,
+            }
+        )
+        self.dir = Path(options.out) if options.out else Path("runs") / f"{model.name}_{self.suite.name}"
+        self.store = OutputStore(self.dir)
+        self.cache = ArrayCache(Path(options.cache_dir) if options.cache_dir else avbench_home() / "cache" / "features")
+        self.model_calls = 0
+        self.timings: dict[str, float] = {}
+
+    # -- stage 1: outputs -------------------------------------------------
+    def _claim_directory(self) -> None:
+        """A run directory belongs to one configuration; refuse to mix two."""
+        marker = self.dir / "run.json"
+        if marker.exists():
+            try:
+                key = json.loads(marker.read_text("utf-8"))["run_key"]
+            except (OSError, ValueError, KeyError, TypeError):
+                key = None
+            if key != self.key:
+                raise AvbenchError(f"{self.dir} holds a run of another configuration; choose another --out or remove it")
+            return
+        atomic_write_text(marker, json.dumps({"run_key": self.key, "model": self.model.name, "suite": self.suite.name}, indent=2))
+
+    def _ready(self, item) -> ReadyItem:
+        return load_item(self.source, self.suite, item)
+
+    def _batch(self, ready: list[ReadyItem]) -> Batch:
+        audio = np.stack([r.mixture for r in ready])
+        rate = self.model.sample_rate or self.suite.sample_rate
+        if rate != self.suite.sample_rate:
+            audio = np.stack([soxr.resample(a, self.suite.sample_rate, rate, quality="HQ") for a in audio]).astype(np.float32)
+        return Batch(
+            item_ids=[r.item.id for r in ready],
+            audio=torch.from_numpy(audio).to(self.model.device),
+            sample_rate=rate,
+            seeds=[item_seed(self.options.seed, r.item.seed) for r in ready],
+            num_sources=[r.item.num_sources for r in ready],
+            cues=[list(r.truth.source_images) for r in ready],
+            truth=[r.truth for r in ready] if self.model.uses_ground_truth else None,
+        )
+
+    def _files(self, task: str, ready: ReadyItem, output) -> dict[str, bytes]:
+        where = f"item {ready.item.id} ({task})"
+        if task == "generate":
+            return {f"{ready.item.id}.png": png_bytes(as_image(output, where))}
+        if task == "generate_per_source":
+            images = batch_list(output, ready.item.num_sources, where)
+            return {f"{ready.item.id}.{k}.png": png_bytes(as_image(im, f"{where} image {k}")) for k, im in enumerate(images)}
+        waves = as_waveforms(output, ready.item.num_sources, ready.mixture.shape[0], where)
+        return {f"{ready.item.id}.wav": wav_bytes(waves, self.suite.sample_rate)}
+
+    def _call(self, task: str, ready: list[ReadyItem]) -> list:
+        self.model_calls += 1
+        outputs = getattr(self.model, task)(self._batch(ready))
+        return batch_list(outputs, len(ready), f"{self.model.name}.{task}")
+
+    def _generate_batch(self, task: str, ready: list[ReadyItem]) -> None:
+        try:
+            outputs = self._call(task, ready)
+        except Exception as exc:  # noqa: BLE001 - any model failure is isolated per item below
+            if len(ready) == 1:
+                self._fail(task, ready[0].item.id, f"model raised {type(exc).__name__}: {exc}")
+                return
+            for one in ready:
+                self._generate_batch(task, [one])
+            return
+        for one, output in zip(ready, outputs):
+            try:
+                files = self._files(task, one, output)
+            except ModelOutputError as exc:
+                self._fail(task, one.item.id, str(exc))
+                continue
+            self.store.write(task, one.item.id, files)
+
+    def _fail(self, task: str, item_id: str, reason: str) -> None:
+        if self.options.on_error == "stop":
+            raise AvbenchError(f"item {item_id} failed ({task}): {reason}; rerun with --on-error skip to go on past failures")
+        log.warning("item %s failed (%s): %s", item_id, task, reason)
+        self.store.write_failure(task, item_id, reason)
+
+    def generate(self) -> None:
+        start = time.perf_counter()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._claim_directory()
+        for task in self.tasks:
+            todo = [item for item in self.items if self.store.done(task, item.id) is None]
+            with progress(f"{self.model.name} · {task}", total=len(self.items), done=len(self.items) - len(todo)) as advance:
+                for begin in range(0, len(todo), self.options.batch_size):
+                    chunk = todo[begin : begin + self.options.batch_size]
+                    ready = []
+                    for item in chunk:
+                        try:
+                            ready.append(self._ready(item))
+                        except DataError as exc:
+                            self._fail(task, item.id, str(exc))
+                    if ready:
+                        self._generate_batch(task, ready)
+                    advance(len(chunk))
+        self.timings["generate"] = time.perf_counter() - start
+
+    # -- stage 2: scoring -------------------------------------------------
+    def score(self) -> Record:
+        start = time.perf_counter()
+        features = FeatureStore(self.cache, Backbones(self.device), self.options.batch_size)
+        entries, failures, rows = [], [], []
+        ready_cache: dict[str, ReadyItem] = {}
+        for task in self.tasks:
+            ok_ready, ok_done = [], []
+            for item in self.items:
+                done = self.store.done(task, item.id)
+                if done is None:
+                    raise AvbenchError(f"item {item.id} has no output for {task}; run generation first")
+                if done.status != "ok":
+                    failures.append(Failure(item=item.id, task=task, reason=done.reason))
+                    rows.append({"item": item.id, "task": task, "status": "failed", "reason": done.reason})
+                    continue
+                if item.id not in ready_cache:
+                    ready_cache[item.id] = self._ready(item)
+                ok_ready.append(ready_cache[item.id])
+                ok_done.append(done)
+            inputs = RunScoring(self.suite, task, ok_ready, ok_done, self.store, features, self.options.seed)
+            task_entries, per_item = score_task(inputs, self.options.seed)
+            entries.extend(task_entries)
+            rows.extend({"item": i, "task": task, "status": "ok", "reason": "", **per_item.get(i, {})} for i in inputs.item_ids)
+        rows.extend({"item": i, "task": t, "status": "missing", "reason": "; ".join(p)} for i, p in self.missing.items() for t in self.tasks)
+        self.timings["score"] = time.perf_counter() - start
+        record = self._record(entries, failures, features)
+        with locked(self.dir / "record.json"):
+            atomic_write_text(self.dir / "items.csv", items_table(rows).to_csv(index=False))
+            atomic_write_text(self.dir / "record.json", dumps(record))
+        return record
+
+    def _record(self, entries, failures, features: FeatureStore) -> Record:
+        failed_items = {f.item for f in failures}
+        warnings = [f"{len(failed_items)} item(s) failed and are excluded from every metric"] if failed_items else []
+        if self.missing:
+            warnings.append(f"partial run: {len(self.missing)} item(s) missing from the data root")
+        if self.model.uses_ground_truth:
+            warnings.append("privileged sanity model: it reads the ground truth")
+        return Record(
+            schema_version=1,
+            avbench_version=__version__,
+            created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            run_key=self.key,
+            model=ModelInfo(
+                name=self.model.name,
+                version=self.model.version,
+                entry=f"{type(self.model).__module__}:{type(self.model).__qualname__}",
+                checkpoint=self.options.checkpoint,
+                checkpoint_sha256=self.model.checkpoint_sha256,
+                uses_ground_truth=self.model.uses_ground_truth,
+            ),
+            suite=SuiteInfo(
+                name=self.suite.name,
+                version=self.suite.version,
+                protocol=self.suite.protocol,
+                manifest=self.suite.manifest,
+                manifest_sha256=self.suite.manifest_sha256,
+                items_sha256=stable_hash([item.id for item in self.items]),
+                data=self.suite.data,
+            ),
+            tasks=list(self.tasks),
+            seed=self.options.seed,
+            n=Counts(original=self.n_original, effective=len(self.items), failed=len(failed_items), missing=len(self.missing)),
+            metrics=entries,
+            bootstrap={"resamples": RESAMPLES, "confidence": CONFIDENCE, "seed": self.options.seed},
+            device=str(self.device),
+            batch_size=self.options.batch_size,
+            failures=failures,
+            warnings=warnings,
+            weights=features.backbones.weights,
+            environment=environment(),
+            timings=dict(self.timings),
+            calls={
+                "model_calls": self.model_calls,
+                "feature_passes": features.passes,
+                "feature_cache_hits": self.cache.hits,
+                "corrupt_cache_files": self.cache.corrupt + self.store.corrupt,
+            },
+        )
+
+
+def environment() -> dict[str, str]:
+    import numpy
+    import scipy
+
+    versions = {"python": platform.python_version(), "platform": platform.platform(), "torch": torch.__version__, "numpy": numpy.__version__, "scipy": scipy.__version__}
+    for module in ("open_clip", "torch_fidelity", "torchmetrics"):
+        try:
+            versions[module] = __import__(module).__version__
+        except ImportError:
+            versions[module] = "absent"
+    return versions
+
+
+def run(options: RunOptions, model: Model | None = None) -> tuple[Record, Path]:
+    """Generate (resuming), then score; returns the record and the run directory."""
+    job = Run(options, model)
+    job.generate()
+    return job.score(), job.dir

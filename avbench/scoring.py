@@ -1,0 +1,142 @@
+"""From stored outputs to metric entries and the per-item table.
+
+`RunScoring` is the runner's implementation of `ScoringInputs`: it loads
+outputs and references lazily, routes every feature request through the
+`FeatureStore`, and knows nothing of any particular metric.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+import soxr
+
+from .data.items import ReadyItem
+from .data.suite import Suite
+from .errors import AvbenchError
+from .features import FeatureStore, ImageSet, image_hash
+from .metrics.base import MetricValue
+from .metrics.bootstrap import CONFIDENCE, RESAMPLES, bootstrap_ci
+from .outputs import Done, OutputStore
+from .record import MetricEntry
+from .registry import metrics as metric_registry
+
+DEFAULT_LAYER = {"clip": "embedding", "inception": "2048"}
+
+
+class RunScoring:
+    """ScoringInputs over the items of one task whose outputs are ok."""
+
+    def __init__(self, suite: Suite, task: str, ready: list[ReadyItem], done: list[Done], store: OutputStore, features: FeatureStore, seed: int):
+        self.suite = suite
+        self.task = task
+        self._ready = ready
+        self._done = done
+        self._store = store
+        self._features = features
+        self.seed = seed
+        self.item_ids = [r.item.id for r in ready]
+        self.labels = [r.item.labels for r in ready]
+
+    def _image_set(self, which: str) -> ImageSet:
+        if which in ("generated", "per_source"):
+            names = [name for d in self._done for name, _ in d.files]
+            hashes = [sha for d in self._done for _, sha in d.files]
+            return ImageSet(hashes=[f"png:{h}" for h in hashes], load=lambda i: self._store.image(self.task, names[i]))
+        if which == "reference":
+            images = [r.truth.reference for r in self._ready]
+        elif which == "source_frames":
+            images = [im for r in self._ready for im in r.truth.source_images]
+        else:
+            raise AvbenchError(f"unknown image set {which!r}")
+        if any(im is None for im in images):
+            raise AvbenchError(f"suite {self.suite.name!r} has items without a reference image")
+        return ImageSet(hashes=[image_hash(im) for im in images], load=lambda i: images[i])
+
+    def image_features(self, backbone: str, which: str, layer: str | None = None) -> np.ndarray:
+        layers = self._features.images(backbone, self._image_set(which))
+        if layer is None:
+            layer = DEFAULT_LAYER.get(self._features.backbones.spec(backbone).kind, next(iter(layers)))
+        return layers[layer]
+
+    def per_source_groups(self) -> list[int]:
+        return [len(d.files) for d in self._done]
+
+    def text_features(self, backbone: str, prompts: list[str]) -> np.ndarray:
+        return self._features.text(backbone, prompts)["text"]
+
+    def logit_scale(self, backbone: str) -> float:
+        return float(self._features.text(backbone, list(self.suite.classes))["logit_scale"])
+
+    def audio_features(self, backbone: str) -> np.ndarray:
+        target = self._features.backbones.spec(backbone).sample_rate or self.suite.sample_rate
+        clips = [r.mixture if target == self.suite.sample_rate else soxr.resample(r.mixture, self.suite.sample_rate, target, quality="HQ") for r in self._ready]
+        hashes = [f"{target}:" + hashlib.sha256(c.tobytes()).hexdigest() for c in clips]
+        return self._features.audio(backbone, hashes, lambda i: clips[i].astype(np.float32))
+
+    @cached_property
+    def _waveforms(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        pairs = []
+        for ready, done in zip(self._ready, self._done):
+            estimate = self._store.audio(self.task, done.files[0][0]).astype(np.float64)
+            reference = ready.truth.sources[:, : estimate.shape[1]].astype(np.float64)
+            pairs.append((reference, estimate))
+        return pairs
+
+    def waveforms(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        return self._waveforms
+
+
+def entry_from_value(value: MetricValue, metric: str, task: str, protocol: int, seed: int) -> MetricEntry:
+    """Wrap a metric value, bootstrapping its per-item scores."""
+    ci = bootstrap_ci(value.per_item, seed=seed) if value.per_item is not None else None
+    finite = np.isfinite(value.value) if value.value is not None else False
+    n = value.n if value.n is not None else (int(np.isfinite(value.per_item).sum()) if value.per_item is not None else 0)
+    details = dict(value.details)
+    if ci is not None:
+        details.setdefault("interval", f"{int(CONFIDENCE * 100)}% percentile bootstrap over items, {RESAMPLES} resamples, seed {seed}")
+    return MetricEntry(
+        name=value.name,
+        value=float(value.value) if finite else None,
+        higher_is_better=value.higher_is_better,
+        backbone=value.backbone,
+        metric=metric,
+        task=task,
+        protocol=protocol,
+        n=n,
+        skipped=int(value.skipped),
+        ci_low=ci[0] if ci else None,
+        ci_high=ci[1] if ci else None,
+        spread=value.spread,
+        details=details,
+    )
+
+
+def score_task(inputs: RunScoring, seed: int) -> tuple[list[MetricEntry], dict[str, dict[str, float]]]:
+    """Run every metric the suite lists for this task; return entries and per-item scores."""
+    entries: list[MetricEntry] = []
+    per_item: dict[str, dict[str, float]] = {}
+    for spec in inputs.suite.metrics:
+        if spec.task != inputs.task or not inputs.item_ids:
+            continue
+        metric = metric_registry.get(spec.metric)()
+        for value in metric.compute(inputs, dict(spec.options)):
+            entries.append(entry_from_value(value, spec.metric, inputs.task, inputs.suite.protocol, seed))
+            if value.per_item is not None:
+                ids = value.item_ids or inputs.item_ids
+                for item_id, score in zip(ids, value.per_item):
+                    per_item.setdefault(item_id, {})[value.name] = float(score)
+    return entries, per_item
+
+
+def items_table(rows: list[dict]) -> pd.DataFrame:
+    """The per-item table: item, task, status, reason, then one column per metric."""
+    frame = pd.DataFrame(rows)
+    fixed = ["item", "task", "status", "reason"]
+    for column in fixed:
+        if column not in frame:
+            frame[column] = ""
+    return frame[fixed + sorted(c for c in frame.columns if c not in fixed)]

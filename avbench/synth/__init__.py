@@ -1,0 +1,1 @@
+"""The embedded synthetic world and its trained evaluator."""

@@ -1,0 +1,1 @@
+"""The standard suite manifests; installed as the package `avbench.manifests`."""
