@@ -299,7 +299,8 @@ def to_markdown(long: pd.DataFrame, caption: str | None = None) -> str:
             line.append(text + (f" {SKIPPED_MARK}" if cell["marked"] else ""))
         body.append(line)
     out = [f"**{_md_escape(caption)}**", ""] if caption else []
-    out.append(tabulate(body, headers=header, tablefmt="pipe", disable_numparse=True))
+    align = ["left"] * (len(header) - len(metrics) - 2) + ["right"] * (len(metrics) + 2)
+    out.append(tabulate(body, headers=header, tablefmt="pipe", disable_numparse=True, colalign=align))
     out += ["", "Values: mean ± half-width of the 95% bootstrap interval over items, where one exists. "
             "Bold: best reproduced value. n: items evaluated (of the manifest's); failed: items whose generation "
             "failed, excluded from every metric."]

@@ -18,8 +18,8 @@ import pytest
 import torch
 from PIL import Image
 from safetensors.torch import save_file
-from torchmetrics.functional.multimodal import clip_score
-from torchmetrics.multimodal import CLIPScore
+from torchmetrics.functional.multimodal.clip_score import clip_score  # the package hides it without transformers
+from torchmetrics.multimodal.clip_score import CLIPScore
 
 from avbench.backbones import clip as C
 from avbench.backbones.base import BackboneSpec

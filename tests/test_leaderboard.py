@@ -60,8 +60,10 @@ REPORTED = (
 )
 
 
-def markdown_row(text: str, model: str) -> str:
-    return next(line for line in text.splitlines() if line.startswith(f"| {model} "))
+def markdown_row(text: str, model: str) -> list[str]:
+    """The stripped cells of the model's row in a pipe table."""
+    line = next(line for line in text.splitlines() if line.startswith(f"| {model} "))
+    return [cell.strip() for cell in line.strip("|").split("|")]
 
 
 def test_one_row_per_model_with_counts(three):
@@ -85,8 +87,8 @@ def test_same_model_name_is_told_apart_by_checkpoint():
 def test_bold_best_respects_direction(three):
     text = lb.to_markdown(lb.long_table(three))
     assert "R@1[clip-synth] ↑" in text and "FID[inception-v3-compat] ↓" in text
-    assert "**0.800 ± 0.050**" in markdown_row(text, "good")  # highest R@1
-    assert "**10.00**" in markdown_row(text, "mid")  # lowest FID
+    assert markdown_row(text, "good")[3:] == ["**0.800 ± 0.050**", "30.00"]  # highest R@1
+    assert markdown_row(text, "mid")[3:] == ["0.500 ± 0.050", "**10.00**"]  # lowest FID
     assert text.count("**") == 4
 
 
@@ -109,8 +111,9 @@ def test_latex_table(three, tmp_path):
     assert lines[:5] == [r"\begin{table}[t]", r"\centering", r"\caption{R@1 \& FID, 95\% CI}", r"\label{tab:main}",
                          r"\begin{tabular}{lrrccl}"]
     assert lines[6] == r"Model & $n$ & Failed & R@1{[}clip-synth{]} $\uparrow$ & FID{[}inception-v3-compat{]} $\downarrow$ & Source \\"
-    assert r"good & 20 & 0 & \textbf{0.800 $\pm$ 0.050} & 30.00 &  \\" in lines
+    assert r"good & 20 & 0 & \textbf{0.800 $\pm$ 0.050} & \underline{30.00} &  \\" in lines
     assert r"mid & 20 & 2 & \underline{0.500 $\pm$ 0.050} & \textbf{10.00} &  \\" in lines
+    assert r"bad & 20 & 0 & 0.100 $\pm$ 0.050 & 50.00 &  \\" in lines
     assert r"a\_b\&c\%\textless{}script\textgreater{} & 20 & 0 & 0.200 & 40.00$^\dagger$ &  \\" in lines
     assert "a_b&c" not in tex
     # reported row below its own rule, cited, never ranked although its R@1 is the highest
@@ -151,9 +154,10 @@ def test_reported_rows_are_separate_and_marked(three, tmp_path):
     assert (paper["model"], paper["source"], paper[R1]) == ("PaperNet", "doe2024paper", 0.99)
     assert pd.isna(paper[FID]) and pd.isna(paper["failed"])  # unknown stays empty
     text = lb.to_markdown(lb.long_table(three, reported=directory))
-    assert "| PaperNet | reported | doe2024paper |" in text
-    assert "**" not in markdown_row(text, "PaperNet")
-    assert "**0.800 ± 0.050**" in markdown_row(text, "good")
+    assert markdown_row(text, "PaperNet") == ["PaperNet", "reported", "doe2024paper", "", "", "0.990", ""]
+    assert markdown_row(text, "good")[5] == "**0.800 ± 0.050**"
+    assert [line.split("|")[1].strip() for line in text.splitlines() if line.startswith("|")][2:] == [
+        "good", "mid", "bad", "PaperNet"]
 
 
 def test_reported_metric_with_other_backbone_gets_its_own_column(three, tmp_path):
@@ -197,8 +201,8 @@ def test_failures_and_partial_runs_are_visible():
     records = [record("a", [entry(R1, 0.5, True, skipped=2, n=18)], failed=2),
                record("b", [entry(R1, 0.4, True)], effective=15)]
     text = lb.to_markdown(lb.long_table(records))
-    assert markdown_row(text, "a").split("|")[2:5] == [" 20 ", " 2 ", " **0.500** † "]
-    assert markdown_row(text, "b").split("|")[2] == " 15/20 "
+    assert markdown_row(text, "a") == ["a", "20", "2", "**0.500** †"]
+    assert markdown_row(text, "b") == ["b", "15/20", "0", "0.400"]
     assert "† a, R@1\\[clip-synth\\]" not in text and "† a, R@1[clip-synth]: 2 of 20 units degenerate" in text
 
 
