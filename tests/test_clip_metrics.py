@@ -168,6 +168,13 @@ def test_per_source_scores_match_brute_force(seed, n_images, n_classes):
     assert acc == float(n_images >= n_classes and hits.sum() == n_classes)
 
 
+def test_per_source_ties_count_against_the_model():
+    scores = np.array([[0.5, 0.5, 0.0], [0.0, 0.9, 0.2]])  # image 0 ties classes 0 and 1
+    hits, acc = R.per_source_scores(scores, np.array([0, 1]))
+    np.testing.assert_array_equal(hits, [0, 1])
+    assert acc == 0
+
+
 def test_per_source_unequal_counts():
     scores = np.array([[0.9, 0.1, 0.0], [0.1, 0.9, 0.0], [0.0, 0.0, 0.9]])
     hits, acc = R.per_source_scores(scores, np.array([0, 1]))  # third image has no class left
@@ -233,6 +240,9 @@ def test_retrieval_rejects_unknown_labels_and_bad_options():
         R.RetrievalMetric().compute(inputs, {"backbone": B})
     with pytest.raises(SuiteError, match="templates"):
         R.RetrievalMetric().compute(inputs, {"backbone": B, "templates": ["no placeholder"]})
+    inputs.labels = [("dog barking",)]
+    with pytest.raises(SuiteError, match="ks"):
+        R.RetrievalMetric().compute(inputs, {"backbone": B, "ks": [0]})
 
 
 def test_per_source_metric():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from avbench import leaderboard as lb
+import avbench.tables as lb
 from avbench.errors import RecordError
 from avbench.latex import latex_escape
 from avbench.record import Counts, MetricEntry, ModelInfo, Record, SuiteInfo, dumps
@@ -121,6 +122,10 @@ def test_latex_table(three, tmp_path):
     assert lines[lines.index(r"\bottomrule") - 2] == r"\midrule"
     assert [line for line in lines if line.startswith(r"\toprule")] == [r"\toprule"]
     assert r"3 of 23 units degenerate" in tex
+    # without pdflatex: braces balance and every row has one cell per column
+    plain = re.sub(r"\\[{}&%]", "", tex)
+    assert plain.count("{") == plain.count("}")
+    assert {line.count("&") for line in plain.splitlines() if line.endswith("\\\\") and "tabular" not in line} == {5}
 
 
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed")

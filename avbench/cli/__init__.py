@@ -100,7 +100,7 @@ def leaderboard(
 ) -> None:
     """Build a leaderboard table from run records (a pure function of the records)."""
     from ..cache import atomic_write_text
-    from ..leaderboard import render
+    from ..tables import render
     from ..record import load_record
 
     if format not in ("csv", "latex", "markdown"):

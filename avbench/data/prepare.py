@@ -22,7 +22,7 @@ import shutil
 import subprocess
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +36,7 @@ VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".flv")
 VGGSOUND_ID = re.compile(r"^(?P<yt>[A-Za-z0-9_\-]{11})_(?P<start>\d{6})$")
 LLP_ID = re.compile(r"^(?P<yt>[A-Za-z0-9_\-]{11})_(?P<start>\d+)_(?P<end>\d+)$")
 VGGSOUND_CLIP_SECONDS = 10
+DECODE_MARGIN = 0.1  # seconds
 FFMPEG_HINT = "install ffmpeg (which provides ffprobe): apt-get install ffmpeg, brew install ffmpeg or conda install -c conda-forge ffmpeg"
 
 
@@ -135,25 +136,38 @@ def video_duration(path: Path) -> float:
         raise DataError(f"{path}: ffprobe reports no duration ({out.strip()!r})") from None
 
 
-def clip_window(match: VideoMatch, duration: float, clip_seconds: float) -> tuple[float, float, float]:
-    """(audio start, audio length, frame time): the clip-length window centred on the clip's middle."""
+@dataclass(frozen=True)
+class Window:
+    """Where to cut a clip's audio (start, length) and its frame (middle), and where the clip ends."""
+
+    start: float
+    length: float
+    middle: float
+    clip_end: float
+
+
+def clip_window(match: VideoMatch, duration: float, clip_seconds: float) -> Window:
+    """The clip-length window centred on the middle of the clip (a segment, or the whole file)."""
     start, length = 0.0, duration
     if match.segment is not None and duration >= match.segment[0] + match.segment[1] - 0.5:
         start, length = match.segment[0], min(match.segment[1], duration - match.segment[0])
     middle = start + length / 2
     audio_length = min(clip_seconds, length)
-    return middle - audio_length / 2, audio_length, middle
+    return Window(middle - audio_length / 2, audio_length, middle, start + length)
 
 
 def _tmp_name(target: Path) -> Path:
     return target.with_name(f".{target.stem}.{os.getpid()}-{threading.get_ident()}.tmp{target.suffix}")
 
 
-def _extract_audio(video: Path, start: float, length: float, target: Path, suite: Suite) -> None:
+def _extract_audio(video: Path, window: Window, target: Path, suite: Suite) -> None:
+    """Decode a little past the window when the clip allows, so codec rounding never
+    leaves the file a few samples short; then cut to the suite's exact length."""
     raw = _tmp_name(target.with_suffix(".raw.wav"))
     target.parent.mkdir(parents=True, exist_ok=True)
+    length = min(window.length + DECODE_MARGIN, window.clip_end - window.start)
     try:
-        _run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-ss", f"{start:.6f}", "-t", f"{length:.6f}", "-i", str(video),
+        _run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-ss", f"{window.start:.6f}", "-t", f"{length:.6f}", "-i", str(video),
               "-map", "0:a:0", "-vn", "-c:a", "pcm_f32le", "-f", "wav", str(raw)])  # fmt: skip
         wave = load_audio(raw, suite.sample_rate)
         write_wav(target, wave[: suite.clip_samples], suite.sample_rate)
@@ -176,12 +190,12 @@ def _extract_frame(video: Path, time: float, target: Path) -> None:
 
 def _prepare_clip(job: ClipJob, match: VideoMatch, todo: list[tuple[str, Path]], suite: Suite) -> None:
     video = match.path.resolve()
-    start, length, middle = clip_window(match, video_duration(video), suite.clip_seconds)
+    window = clip_window(match, video_duration(video), suite.clip_seconds)
     for kind, target in todo:
         if kind == "audio":
-            _extract_audio(video, start, length, target, suite)
+            _extract_audio(video, window, target, suite)
         else:
-            _extract_frame(video, middle, target)
+            _extract_frame(video, window.middle, target)
 
 
 def prepare(
@@ -189,9 +203,12 @@ def prepare(
     videos_dir: Path,
     data_root: Path,
     jobs: int = 2,
-    on_clip: Callable[[str], None] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> PrepareReport:
-    """Extract every clip's audio and frame that is not there yet, `jobs` clips at a time."""
+    """Extract every clip's audio and frame that is not there yet, `jobs` clips at a time.
+
+    `on_progress(done, total)` is called as clips are settled (prepared, skipped or not found).
+    """
     require_ffmpeg()
     clips = clip_jobs(suite)
     data_root.mkdir(parents=True, exist_ok=True)
@@ -212,8 +229,9 @@ def prepare(
             report.missing.append(job.clip)
         else:
             work.append((job, match, todo))
-        if match is None and on_clip is not None:
-            on_clip(job.clip)
+    settled = len(clips) - len(work)
+    if on_progress is not None:
+        on_progress(settled, len(clips))
 
     def run(entry: tuple[ClipJob, VideoMatch, list[tuple[str, Path]]]) -> tuple[str, str | None]:
         job, match, todo = entry
@@ -224,11 +242,14 @@ def prepare(
             return job.clip, f"{match.path}: {exc}"
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        for clip, error in pool.map(run, work):
+        for future in as_completed([pool.submit(run, entry) for entry in work]):
+            clip, error = future.result()
             if error is None:
                 report.prepared.append(clip)
             else:
                 report.failed[clip] = error
-            if on_clip is not None:
-                on_clip(clip)
+            settled += 1
+            if on_progress is not None:
+                on_progress(settled, len(clips))
+    report.prepared.sort()
     return report

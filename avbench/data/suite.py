@@ -17,6 +17,7 @@ from typing import Any
 
 from ..errors import ManifestError, SuiteError
 from ..models.base import TASKS
+from ..shipped import shipped_folder
 from .manifest import Item, parse_manifest, sha256_bytes
 
 PROTOCOL_VERSION = 1
@@ -44,7 +45,7 @@ class Suite:
     data: str
     dataset: str
     metrics: tuple[MetricSpec, ...]
-    spec_dir: str  # where the manifest is looked for when it is not shipped
+    spec_dir: str  # a manifest beside the spec wins over a shipped one of the same name
     licence: str = ""
     description: str = ""
 
@@ -53,8 +54,8 @@ class Suite:
         return int(round(self.sample_rate * self.clip_seconds))
 
     def manifest_bytes(self) -> bytes:
-        shipped = manifests_dir().joinpath(self.manifest)
-        path = shipped if shipped.is_file() else Path(self.spec_dir) / self.manifest
+        beside = Path(self.spec_dir) / self.manifest
+        path = beside if beside.is_file() else shipped_folder("avbench.manifests", "data_manifests") / self.manifest
         try:
             return path.read_bytes()
         except OSError as exc:
@@ -92,14 +93,6 @@ class Suite:
             "metrics": sorted({m.metric for m in self.metrics}),
             "licence": self.licence,
         }
-
-
-def manifests_dir():
-    """The shipped manifests: package `avbench.manifests` once installed, data_manifests/ in a checkout."""
-    try:
-        return resources.files("avbench.manifests")
-    except ModuleNotFoundError:  # editable installs and source checkouts keep the top-level folder
-        return Path(__file__).resolve().parents[2] / "data_manifests"
 
 
 def _require(obj: dict, key: str, kind: type | tuple, where: str):

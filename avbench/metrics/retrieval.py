@@ -18,6 +18,7 @@ from .base import Metric, MetricCard, MetricValue, ScoringInputs
 
 DEFAULT_BACKBONE = "clip-vit-b32-openai"
 DEFAULT_TEMPLATES = ("a photo of {c}.",)
+PROMPTS_DOC = f"'{DEFAULT_TEMPLATES[0]}' (option 'templates': an ensemble averaging unit text embeddings)"
 TIE_RULE = "rank_i(c) = #{c' in C : s_ic' >= s_ic}; ties count against the model"
 REFERENCE_S2S = "Sound2Scene (Sung-Bin et al., CVPR 2023): CLIP R@K"
 REFERENCE_AVGAS = "AV-GAS (Kang and Brandão, arXiv 2504.18283): CRS and modified R@K*"
@@ -170,6 +171,13 @@ def _options(options: dict) -> tuple[str, tuple[str, ...]]:
     return options.get("backbone", DEFAULT_BACKBONE), templates
 
 
+def _ks(options: dict, default: tuple[int, ...]) -> tuple[int, ...]:
+    ks = tuple(options.get("ks", default))
+    if not ks or not all(isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in ks):
+        raise SuiteError(f"option 'ks' must be a non-empty list of positive integers, got {ks!r}")
+    return ks
+
+
 class RetrievalMetric(Metric):
     """R@1/5/10 for single-label items; CRS, CRS-prob and R@2*/5*/10* for mixtures.
 
@@ -181,7 +189,7 @@ class RetrievalMetric(Metric):
     tasks = frozenset({"generate"})
 
     def cards(self) -> list[MetricCard]:
-        common = f" Prompts: '{DEFAULT_TEMPLATES[0]}' (option 'templates' averages unit text embeddings). Tie rule: {TIE_RULE}."
+        common = f" Prompts: {PROMPTS_DOC}. Tie rule: {TIE_RULE}."
         cards = [
             MetricCard(f"R@{k}", f"Mean over items of [rank of the true class among the suite's classes <= {k}], "
                        f"image->text cosine retrieval.{common}", True, REFERENCE_S2S)
@@ -219,7 +227,7 @@ class RetrievalMetric(Metric):
             targets = np.array([g[0] for g in label_sets])
             return [
                 per_item_value(f"R@{k}[{backbone}]", recall_at_k(scores, targets, k), ids, True, backbone, details)
-                for k in options.get("ks", (1, 5, 10))
+                for k in _ks(options, (1, 5, 10))
             ]
         scale = float(inputs.logit_scale(backbone))
         values = [
@@ -229,7 +237,7 @@ class RetrievalMetric(Metric):
         ]
         values += [
             per_item_value(f"R@{k}*[{backbone}]", recall_at_k_star(scores, label_sets, k), ids, True, backbone, details)
-            for k in options.get("ks", (2, 5, 10))
+            for k in _ks(options, (2, 5, 10))
         ]
         return values
 
@@ -243,11 +251,12 @@ class PerSourceMetric(Metric):
     def cards(self) -> list[MetricCard]:
         match = ("Each mixture's images are matched to its ground-truth classes by the Hungarian assignment "
                  "maximising total cosine; an image left unmatched counts as a miss.")
+        common = f" Prompts: {PROMPTS_DOC}. Tie rule: {TIE_RULE}."
         return [
             MetricCard("sepR@1", f"{match} Mean over images of [matched class ranks first among the suite's "
-                       f"classes]. Tie rule: {TIE_RULE}.", True, REFERENCE_AVGAS),
+                       f"classes].{common}", True, REFERENCE_AVGAS),
             MetricCard("sep-acc", f"{match} Fraction of mixtures in which every ground-truth class ranks first "
-                       f"on its matched image. Tie rule: {TIE_RULE}.", True, REFERENCE_AVGAS),
+                       f"on its matched image.{common}", True, REFERENCE_AVGAS),
         ]
 
     def compute(self, inputs: ScoringInputs, options: dict) -> list[MetricValue]:

@@ -19,8 +19,9 @@ from tabulate import tabulate
 from .errors import RecordError
 from .latex import booktabs, check_key, latex_escape
 from .record import Record, load_record
+from .shipped import shipped_folder
 
-REPORTED_DIR = Path(__file__).resolve().parent.parent / "leaderboards" / "reported"
+REPORTED_DIR = shipped_folder("avbench.reported", "leaderboards/reported")
 REPORTED_COLUMNS = ("suite", "model", "metric", "value", "source", "note")
 ROW_FIELDS = [
     "row", "kind", "model", "source", "run", "suite", "suite_version", "manifest_sha256",
@@ -106,7 +107,7 @@ def _select(records: Sequence[Record], suite: str | None) -> list[Record]:
 
 
 def _labels(records: list[Record]) -> list[str]:
-    """Model names, with a checkpoint-hash (then run-key) prefix where two rows share one."""
+    """Model names; where two rows share one, the checkpoint hash prefix (then the run key) is appended."""
     labels = [r.model.name for r in records]
     for tag in (lambda r: (r.model.checkpoint_sha256 or "")[:8], lambda r: "run " + r.run_key[:8]):
         clashes = {label for label in labels if labels.count(label) > 1}
@@ -160,6 +161,8 @@ def long_table(
         reported = load_reported(reported)
     if reported is None:
         reported = pd.DataFrame(columns=[*REPORTED_COLUMNS, "higher_is_better"])
+    if "higher_is_better" not in reported:
+        reported = reported.assign(higher_is_better=None)
     reported = reported[reported["suite"] == chosen[0].suite.name]
     directions = _directions(chosen, reported)
     metrics = _choose(list(directions), columns)
@@ -227,7 +230,7 @@ def _decimals(values: pd.Series) -> int:
 def _ranks(long: pd.DataFrame) -> pd.Series:
     """1 for the best reproduced value of each metric, 2 for the second, else 0; ties share a rank."""
     ranks = pd.Series(0, index=long.index)
-    for metric, group in long.groupby("metric", sort=False):
+    for _, group in long.groupby("metric", sort=False):
         direction = group["higher_is_better"].iloc[0]
         scored = group[(group["kind"] == "reproduced") & group["value"].notna()]
         if direction is None or pd.isna(direction) or len(scored) < 2:
@@ -244,7 +247,7 @@ def _cells(long: pd.DataFrame) -> pd.DataFrame:
     out = long.copy()
     out["rank"] = _ranks(long)
     out["text"], out["half"] = "", ""
-    for metric, group in long.groupby("metric", sort=False):
+    for _, group in long.groupby("metric", sort=False):
         places = _decimals(group["value"].dropna())
         for i, cell in group.iterrows():
             if not cell["present"]:

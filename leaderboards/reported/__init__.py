@@ -1,0 +1,1 @@
+"""Numbers reported in papers; installed as the package `avbench.reported`."""
