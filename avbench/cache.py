@@ -1,8 +1,8 @@
 """Atomic files and the content-addressed cache.
 
 Every file avbench writes goes through `atomic_write`: a temporary file in the
-same directory, fsync, then `os.replace`. A crash leaves either the old file
-or the new one, never half of one. Cached arrays carry a checksum so a
+same directory, then `os.replace`. A crash leaves either the old file or the
+new one, never half of one; records are also fsynced. Cached arrays carry a checksum so a
 truncated or bit-flipped file is detected, reported and recomputed.
 """
 
@@ -39,15 +39,17 @@ def stable_hash(obj: Any) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes, durable: bool = False) -> None:
+    """Replace `path` with `data` in one step; `durable` also fsyncs (survives power loss, not just a crash)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -57,8 +59,8 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write(path, text.encode("utf-8"))
+def atomic_write_text(path: Path, text: str, durable: bool = False) -> None:
+    atomic_write(path, text.encode("utf-8"), durable)
 
 
 @contextmanager

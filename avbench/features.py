@@ -1,6 +1,7 @@
 """Feature passes: one streaming pass per (image set, extractor), cached.
 
-A pass is keyed by everything that changes its numbers: the extractor name,
+Under torchrun each rank extracts its share of a set and the shares are
+gathered, in order, on every rank. A pass is keyed by everything that changes its numbers: the extractor name,
 its preprocessing, its weights hash, the library versions and the content
 hash of every image, in order. A warm cache answers without loading the
 backbone at all.
@@ -18,6 +19,7 @@ import torch
 
 from . import __version__
 from .cache import ArrayCache, stable_hash
+from .distributed import World
 
 log = logging.getLogger("avbench.features")
 
@@ -83,7 +85,8 @@ class Backbones:
 class FeatureStore:
     """Memoised, disk-cached feature passes over image sets, prompts and audio."""
 
-    def __init__(self, cache: ArrayCache, backbones: Backbones, batch_size: int):
+    def __init__(self, cache: ArrayCache, backbones: Backbones, batch_size: int, world: World = World()):
+        self.world = world
         self.cache = cache
         self.backbones = backbones
         self.batch_size = batch_size
@@ -98,10 +101,11 @@ class FeatureStore:
         if key in self._memo:
             return self._memo[key]
         arrays = self.cache.get(key)
-        if arrays is None:
+        if not self.world.all_true(arrays is not None):  # every rank computes, or none does
             arrays = compute()
             self.passes += 1
-            self.cache.put(key, arrays)
+            if self.world.is_main:
+                self.cache.put(key, arrays)
         self._memo[key] = arrays
         return arrays
 
@@ -112,15 +116,20 @@ class FeatureStore:
             extractor = self.backbones.get(backbone)
             log.info("feature pass: %d images through %s", len(images), backbone)
             rows: dict[str, list[tuple[int, np.ndarray]]] = {}
+            mine = self.world.shard(list(range(len(images))))
             with torch.inference_mode():
-                for start in range(0, len(images), self.batch_size):
-                    indices = range(start, min(start + self.batch_size, len(images)))
+                for start in range(0, len(mine), self.batch_size):
+                    indices = mine[start : start + self.batch_size]
                     for group in _by_shape([(i, images.load(i)) for i in indices]):
                         out = extractor.encode_images(_stack([im for _, im in group]).to(extractor.device))
                         for layer, value in out.items():
                             value = value.detach().to("cpu", torch.float64).numpy()
                             rows.setdefault(layer, []).extend(zip((i for i, _ in group), value))
-            return {layer: np.stack([v for _, v in sorted(pairs, key=lambda p: p[0])]) for layer, pairs in rows.items()}
+            merged: dict[str, list[tuple[int, np.ndarray]]] = {}
+            for part in self.world.all_gather(rows):
+                for layer, pairs in part.items():
+                    merged.setdefault(layer, []).extend(pairs)
+            return {layer: np.stack([v for _, v in sorted(pairs, key=lambda p: p[0])]) for layer, pairs in merged.items()}
 
         return self._cached(self._key(backbone, "images", images.hashes), compute)
 

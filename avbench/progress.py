@@ -10,9 +10,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 
 @contextmanager
-def progress(label: str, total: int, done: int = 0) -> Iterator[Callable[[int], None]]:
+def progress(label: str, total: int, done: int = 0, enabled: bool = True) -> Iterator[Callable[[int], None]]:
     """Yields `advance(n)`; shows a bar on a terminal, nothing elsewhere."""
-    if not sys.stderr.isatty():
+    if not enabled or not sys.stderr.isatty():
         yield lambda n: None
         return
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())

@@ -1,5 +1,8 @@
 """One run: suite -> items -> model -> outputs (cached) -> features (cached) -> metrics -> record.
 
+Under torchrun the items are sharded across ranks for generation and
+feature passes; rank 0 writes the one record.
+
 The runner knows no particular model or metric. Outputs land in the run
 directory item by item (see outputs.py), so a killed run resumes where it
 stopped; features land in the content-addressed cache, so a second scoring
@@ -13,7 +16,7 @@ import json
 import logging
 import platform
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +25,10 @@ import torch
 
 from . import __version__
 from .cache import ArrayCache, atomic_write_text, avbench_home, locked, stable_hash
-from .data.items import ReadyItem, data_source, load_item
+from .data.items import ReadyItem, data_source
+from .data.loader import batches
 from .data.suite import Suite, load_suite
+from .distributed import init_from_env
 from .errors import AvbenchError, DataError, ModelOutputError
 from .features import Backbones, FeatureStore
 from .models.base import Batch, Model
@@ -52,7 +57,7 @@ class RunOptions:
     allow_missing: bool = False
     on_error: str = "stop"  # or "skip"
     cache_dir: Path | None = None
-    extra: dict = field(default_factory=dict)
+    workers: int | None = None  # data-loading processes (None: one when a core is spare)
 
 
 def pick_device(device: str) -> torch.device:
@@ -76,7 +81,8 @@ class Run:
     def __init__(self, options: RunOptions, model: Model | None = None):
         self.options = options
         self.suite: Suite = load_suite(options.suite)
-        self.device = pick_device(options.device)
+        self.world, device = init_from_env(options.device)
+        self.device = pick_device(device)
         if model is None:
             model_cls = model_registry.get(options.model)
             model = model_cls.from_checkpoint(options.checkpoint, device=str(self.device), suite=self.suite)
@@ -134,9 +140,6 @@ class Run:
             return
         atomic_write_text(marker, json.dumps({"run_key": self.key, "model": self.model.name, "suite": self.suite.name}, indent=2))
 
-    def _ready(self, item) -> ReadyItem:
-        return load_item(self.source, self.suite, item)
-
     def _batch(self, ready: list[ReadyItem]) -> Batch:
         audio = np.stack([r.mixture for r in ready])
         rate = self.model.sample_rate or self.suite.sample_rate
@@ -192,45 +195,55 @@ class Run:
         self.store.write_failure(task, item_id, reason)
 
     def generate(self) -> None:
+        """Load each pending item once, then run every task it still needs."""
         start = time.perf_counter()
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self._claim_directory()
-        for task in self.tasks:
-            todo = [item for item in self.items if self.store.done(task, item.id) is None]
-            with progress(f"{self.model.name} · {task}", total=len(self.items), done=len(self.items) - len(todo)) as advance:
-                for begin in range(0, len(todo), self.options.batch_size):
-                    chunk = todo[begin : begin + self.options.batch_size]
-                    ready = []
-                    for item in chunk:
-                        try:
-                            ready.append(self._ready(item))
-                        except DataError as exc:
-                            self._fail(task, item.id, str(exc))
-                    if ready:
-                        self._generate_batch(task, ready)
-                    advance(len(chunk))
+        if self.world.is_main:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            self._claim_directory()
+        self.world.barrier()
+        pending = {item.id: [t for t in self.tasks if self.store.done(t, item.id) is None] for item in self.world.shard(self.items)}
+        todo = [item for item in self.world.shard(self.items) if pending[item.id]]
+        total = len(pending)
+        with progress(f"{self.model.name} on {self.suite.name}", total=total, done=total - len(todo), enabled=self.world.is_main) as advance:
+            for loaded in batches(self.source, self.suite, todo, self.options.batch_size, self.options.workers):
+                ready = [r for r in loaded if isinstance(r, ReadyItem)]
+                for item, reason in (r for r in loaded if not isinstance(r, ReadyItem)):
+                    for task in pending[item.id]:
+                        self._fail(task, item.id, reason)
+                for task in self.tasks:
+                    needing = [r for r in ready if task in pending[r.item.id]]
+                    if needing:
+                        self._generate_batch(task, needing)
+                advance(len(loaded))
+        self.world.barrier()
         self.timings["generate"] = time.perf_counter() - start
 
     # -- stage 2: scoring -------------------------------------------------
     def score(self) -> Record:
         start = time.perf_counter()
-        features = FeatureStore(self.cache, Backbones(self.device), self.options.batch_size)
+        features = FeatureStore(self.cache, Backbones(self.device), self.options.batch_size, self.world)
         entries, failures, rows = [], [], []
-        ready_cache: dict[str, ReadyItem] = {}
+        done = {(task, item.id): self.store.done(task, item.id) for task in self.tasks for item in self.items}
+        for (task, item_id), marker in done.items():
+            if marker is None:
+                raise AvbenchError(f"item {item_id} has no output for {task}; run generation first")
+        scored = [item for item in self.items if any(done[t, item.id].status == "ok" for t in self.tasks)]
+        ready_by_id: dict[str, ReadyItem] = {}
+        for loaded in batches(self.source, self.suite, scored, self.options.batch_size, self.options.workers):
+            for one in loaded:
+                if not isinstance(one, ReadyItem):
+                    raise DataError(one[1])
+                ready_by_id[one.item.id] = one
         for task in self.tasks:
             ok_ready, ok_done = [], []
             for item in self.items:
-                done = self.store.done(task, item.id)
-                if done is None:
-                    raise AvbenchError(f"item {item.id} has no output for {task}; run generation first")
-                if done.status != "ok":
-                    failures.append(Failure(item=item.id, task=task, reason=done.reason))
-                    rows.append({"item": item.id, "task": task, "status": "failed", "reason": done.reason})
+                marker = done[task, item.id]
+                if marker.status != "ok":
+                    failures.append(Failure(item=item.id, task=task, reason=marker.reason))
+                    rows.append({"item": item.id, "task": task, "status": "failed", "reason": marker.reason})
                     continue
-                if item.id not in ready_cache:
-                    ready_cache[item.id] = self._ready(item)
-                ok_ready.append(ready_cache[item.id])
-                ok_done.append(done)
+                ok_ready.append(ready_by_id[item.id])
+                ok_done.append(marker)
             inputs = RunScoring(self.suite, task, ok_ready, ok_done, self.store, features, self.options.seed)
             task_entries, per_item = score_task(inputs, self.options.seed)
             entries.extend(task_entries)
@@ -238,9 +251,11 @@ class Run:
         rows.extend({"item": i, "task": t, "status": "missing", "reason": "; ".join(p)} for i, p in self.missing.items() for t in self.tasks)
         self.timings["score"] = time.perf_counter() - start
         record = self._record(entries, failures, features)
+        if not self.world.is_main:
+            return record
         with locked(self.dir / "record.json"):
             atomic_write_text(self.dir / "items.csv", items_table(rows).to_csv(index=False))
-            atomic_write_text(self.dir / "record.json", dumps(record))
+            atomic_write_text(self.dir / "record.json", dumps(record), durable=True)
         return record
 
     def _record(self, entries, failures, features: FeatureStore) -> Record:
@@ -279,6 +294,7 @@ class Run:
             bootstrap={"resamples": RESAMPLES, "confidence": CONFIDENCE, "seed": self.options.seed},
             device=str(self.device),
             batch_size=self.options.batch_size,
+            world_size=self.world.size,
             failures=failures,
             warnings=warnings,
             weights=features.backbones.weights,
@@ -309,5 +325,8 @@ def environment() -> dict[str, str]:
 def run(options: RunOptions, model: Model | None = None) -> tuple[Record, Path]:
     """Generate (resuming), then score; returns the record and the run directory."""
     job = Run(options, model)
-    job.generate()
-    return job.score(), job.dir
+    try:
+        job.generate()
+        return job.score(), job.dir
+    finally:
+        job.world.close()

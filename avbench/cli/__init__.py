@@ -24,20 +24,13 @@ err_console = Console(stderr=True)
 
 
 def _add_subcommands() -> None:
-    """Sub-apps live in their own modules; each is optional at import time."""
+    """Sub-apps and commands live in their own modules, imported here."""
     from importlib import import_module
 
-    for module, name in (("weights", "weights"), ("stats", "stats"), ("manifest", "manifest"), ("data", "data")):
-        try:
-            sub = import_module(f"{__name__}.{module}")
-        except ImportError:
-            continue
-        app.add_typer(sub.app, name=name)
-    try:
-        fidelity = import_module(f"{__name__}.fidelity")
-    except ImportError:
-        return
-    app.command(name="fidelity")(fidelity.fidelity)
+    for module in ("weights", "manifest", "data"):
+        app.add_typer(import_module(f"{__name__}.{module}").app, name=module)
+    for module in ("fidelity", "report"):
+        app.command(name=module)(getattr(import_module(f"{__name__}.{module}"), module))
 
 
 @app.command()

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from ..cache import atomic_write_text
 from ..data.files import FileSource
 from ..data.prepare import prepare as prepare_suite
 from ..data.suite import load_suite
@@ -41,7 +42,7 @@ def prepare(
                   f"{len(report.missing)} without a video, {len(report.failed)} failed")  # fmt: skip
     if report.missing:
         listing = data_root / f"missing-videos-{spec.name}.txt"
-        listing.write_text("".join(f"{clip}\n" for clip in report.missing), "utf-8")
+        atomic_write_text(listing, "".join(f"{clip}\n" for clip in report.missing))
         console.print(f"no video found for: {', '.join(report.missing[:SHOWN])}{' ...' if len(report.missing) > SHOWN else ''}", markup=False)
         console.print(f"full list: {listing} (naming rules: data_manifests/README.md)", markup=False)
     for clip, message in report.failed.items():

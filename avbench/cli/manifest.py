@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 from rich.console import Console
@@ -21,9 +22,9 @@ def _group() -> None:
 @app.command()
 def build(
     suites: list[str] = typer.Argument(..., help="suite names, e.g. mixed2 llp-multi"),
-    annotations: Path = typer.Option(
-        ..., "--annotations", envvar="AVBENCH_ANNOTATIONS",
-        help="folder of the public annotation files (vggsound/, llp/, music/, ave/; see data_manifests/README.md)",
+    annotations: Optional[Path] = typer.Option(
+        None, "--annotations", envvar="AVBENCH_ANNOTATIONS",
+        help="folder of the public annotation files (vggsound/, llp/, music/, ave/; see data_manifests/README.md); synth-* suites need none",
     ),  # fmt: skip
     out: Path = typer.Option(
         Path("."), "--out", help="project root: writes data_manifests/<suite>.jsonl, SHA256SUMS and avbench/data/suites/<suite>.json"

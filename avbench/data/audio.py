@@ -7,15 +7,15 @@ do), never zero-padded, and nothing is cut beyond the requested window.
 
 from __future__ import annotations
 
+import io
 import math
-import os
-import threading
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 import soxr
 
+from ..cache import atomic_write
 from ..errors import DataError
 
 SILENCE_L1 = 1e-5  # PROTOCOLS: a waveform with sum|x| <= 1e-5 is silent
@@ -115,11 +115,6 @@ def _equal_rms(sources: np.ndarray) -> np.ndarray:
 
 def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int) -> None:
     """Write float32 WAV atomically: a reader never sees a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
-    try:
-        sf.write(str(tmp), np.asarray(audio, dtype=np.float32), sample_rate, subtype="FLOAT", format="WAV")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    buffer = io.BytesIO()
+    sf.write(buffer, np.asarray(audio, dtype=np.float32), sample_rate, subtype="FLOAT", format="WAV")
+    atomic_write(Path(path), buffer.getvalue())

@@ -14,16 +14,18 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
+from ..cache import atomic_write
 from ..errors import DataError, SuiteError
 from .manifest import dump_items, parse_manifest, sha256_bytes
+from ..shipped import shipped_folder
 from .suite import parse_suite
+from .synth_suites import SPECS as SYNTH_SPECS, builder as synth_builder
 
 Builder = Callable[[Path | None], tuple[list[dict], dict]]
 BUILDERS: dict[str, Builder] = {}
@@ -92,9 +94,9 @@ def write_suite(root: Path, data: bytes, spec: dict) -> list[Path]:
             digest, _, name = line.partition("  ")
             sums[name] = digest
     sums[spec["manifest"]] = spec["manifest_sha256"]
-    _write_atomic(manifest, data)
-    _write_atomic(spec_path, spec_text(spec).encode("utf-8"))
-    _write_atomic(sums_path, "".join(f"{sums[name]}  {name}\n" for name in sorted(sums)).encode("utf-8"))
+    atomic_write(manifest, data)
+    atomic_write(spec_path, spec_text(spec).encode("utf-8"))
+    atomic_write(sums_path, "".join(f"{sums[name]}  {name}\n" for name in sorted(sums)).encode("utf-8"))
     return [manifest, spec_path, sums_path]
 
 
@@ -102,7 +104,7 @@ def shipped_differences(data: bytes, spec: dict) -> list[str]:
     """How a fresh build differs from the manifest and spec shipped in the package."""
     name = spec["name"]
     found = []
-    shipped = resources.files("avbench.manifests").joinpath(spec["manifest"])
+    shipped = shipped_folder("avbench.manifests", "data_manifests") / spec["manifest"]
     if not shipped.is_file():
         found.append(f"{spec['manifest']}: not shipped")
     elif shipped.read_bytes() != data:
@@ -113,16 +115,6 @@ def shipped_differences(data: bytes, spec: dict) -> list[str]:
     elif json.loads(shipped_spec.read_text("utf-8")) != spec:
         found.append(f"suites/{name}.json: differs from the built spec")
     return found
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 # ---- annotation readers ----------------------------------------------------------
@@ -355,3 +347,6 @@ for _name, _fn in {
     "ave-2mix": build_ave_2mix,
 }.items():
     register_builder(_name, _fn)
+
+for _name in SYNTH_SPECS:
+    register_builder(_name, synth_builder(_name))

@@ -20,6 +20,8 @@ from typing import Any
 from ..errors import DataError, ManifestError
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}$")
+CLIP_PATTERN = re.compile(r"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,199}$")  # YouTube ids may start with '-' or '_'
+
 MIX_RULES = ("mean", "equal-rms-mean", "sum")
 
 
@@ -157,7 +159,7 @@ def parse_item(obj: Any, where: str) -> Item:
             raise ManifestError(f"{swhere}: field 'label' = {label!r} is not among the item's labels")
         sources.append(
             Source(
-                clip=sf.string("clip", pattern=ID_PATTERN),
+                clip=sf.string("clip", pattern=CLIP_PATTERN),
                 label=label,
                 path=check_relative_path(sf.string("path"), f"{swhere}.path"),
                 start=sf.number("start", 0.0, minimum=0.0),

@@ -41,7 +41,7 @@ AUDIO_SYNTH = BackboneSpec(
     name="audio-synth",
     kind="audio",
     weights="audio-synth",
-    preprocessing=f"mono-{SAMPLE_RATE}hz,stft-{N_FFT}-hop-{HOP}-hann,mel-{N_MELS}-{F_MIN:g}-{F_MAX:g}hz-htk,log,minus-clip-mean",
+    preprocessing=f"mono-{SAMPLE_RATE}hz,unit-rms,stft-{N_FFT}-hop-{HOP}-hann,mel-{N_MELS}-{F_MIN:g}-{F_MAX:g}hz-htk,log",
     loader="avbench.synth.evaluator:load_audio_synth",
     description="log-mel CNN distilled into clip-synth's image space (Wav2CLIP manner) on the synthetic world",
     image_backbone="clip-synth",
@@ -87,15 +87,16 @@ class AudioTower(nn.Module):
         super().__init__()
         self.register_buffer("window", torch.hann_window(N_FFT), persistent=False)
         self.register_buffer("mel", mel_filterbank(N_FFT, SAMPLE_RATE, N_MELS, F_MIN, F_MAX), persistent=False)
+        self.norm = nn.BatchNorm2d(1)
         self.conv = nn.Sequential(_block(1, 16, True), _block(16, 32, True), _block(32, 64, True), _block(64, 128, False))
         self.proj = nn.Linear(256, embed_dim)
 
     def features(self, audio: torch.Tensor) -> torch.Tensor:
-        """float [B, T] -> log-mel [B, 1, mels, frames], its clip mean removed so gain does not matter."""
+        """float [B, T] -> log-mel [B, 1, mels, frames] of the clip scaled to unit RMS, so gain does not matter."""
+        audio = audio / torch.sqrt(audio.pow(2).mean(dim=1, keepdim=True) + 1e-10)
         spec = torch.stft(audio, N_FFT, HOP, window=self.window, center=True, return_complex=True)
         power = spec.real**2 + spec.imag**2
-        logmel = torch.log(torch.einsum("bft,fm->bmt", power, self.mel) + 1e-6)
-        return ((logmel - logmel.mean(dim=(1, 2), keepdim=True)) / 4.0).unsqueeze(1)
+        return self.norm(torch.log(torch.einsum("bft,fm->bmt", power, self.mel) + 1e-6).unsqueeze(1))
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
         x = self.conv(self.features(audio))

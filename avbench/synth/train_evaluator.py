@@ -149,7 +149,7 @@ def train_clip(model, tokens: torch.Tensor, pool: ImagePool, world: World, rng: 
     model.eval()
 
 
-@torch.inference_mode()
+@torch.no_grad()
 def embed_images(model, images: torch.Tensor, batch: int = 256) -> torch.Tensor:
     normalise = Normalise(model)
     return torch.cat([model.encode_image(normalise(images[i : i + batch]), normalize=True) for i in range(0, len(images), batch)])
@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=WEIGHTS_DIR, help="directory for the safetensors files and SHA256SUMS")
     parser.add_argument("--steps", type=int, default=700, help="clip-synth training steps (batch 64)")
     parser.add_argument("--audio-steps", type=int, default=500, help="audio-synth training steps (batch 64)")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads (results are bit-identical only at equal thread counts)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads: one is fastest on a shared CPU and keeps results reproducible")
     args = parser.parse_args(argv)
 
     import open_clip
@@ -260,7 +260,7 @@ def main(argv: list[str] | None = None) -> None:
     _round_to_half(model)
     clip_done = time.perf_counter()
 
-    with torch.inference_mode():
+    with torch.no_grad():
         text_singles = F.normalize(model.encode_text(tokens[: len(CLASSES)]), dim=-1)
     for p in model.parameters():
         p.requires_grad_(False)
