@@ -1,11 +1,12 @@
 """avbench: a benchmark and evaluation suite for sound-to-image models.
 
-The public API (`evaluate`, `load_record`, `leaderboard`, `register_model`)
+The public API (`evaluate`, `load_record`, `leaderboard`, `register_model`,
+`Model`)
 is imported lazily, so `import avbench` stays light.
 """
 
 __version__ = "0.1.0"
-__all__ = ["evaluate", "leaderboard", "load_record", "register_model"]
+__all__ = ["Model", "evaluate", "leaderboard", "load_record", "register_model"]
 
 
 def __getattr__(name: str):

@@ -40,4 +40,4 @@ def leaderboard(records: Iterable[Record | str | Path], **options):
     return build(loaded, **options)
 
 
-__all__ = ["evaluate", "leaderboard", "load_record", "register_model"]
+__all__ = ["Model", "evaluate", "leaderboard", "load_record", "register_model"]

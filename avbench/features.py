@@ -94,7 +94,7 @@ class FeatureStore:
         self._memo: dict[str, dict[str, np.ndarray]] = {}
         self._versions = _library_versions()
 
-    def _key(self, backbone: str, kind: str, content: Sequence[str]) -> str:
+    def key(self, backbone: str, kind: str, content: Sequence[str]) -> str:
         return stable_hash({"backbone": self.backbones.identity(backbone), "kind": kind, "versions": self._versions, "content": list(content)})
 
     def _cached(self, key: str, compute: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -131,7 +131,7 @@ class FeatureStore:
                     merged.setdefault(layer, []).extend(pairs)
             return {layer: np.stack([v for _, v in sorted(pairs, key=lambda p: p[0])]) for layer, pairs in merged.items()}
 
-        return self._cached(self._key(backbone, "images", images.hashes), compute)
+        return self._cached(self.key(backbone, "images", images.hashes), compute)
 
     def text(self, backbone: str, prompts: Sequence[str]) -> dict[str, np.ndarray]:
         """Text features [P, D] and the backbone's logit scale."""
@@ -142,7 +142,7 @@ class FeatureStore:
                 features = np.asarray(extractor.encode_text(list(prompts)), dtype=np.float64)
             return {"text": features, "logit_scale": np.array(float(extractor.logit_scale))}
 
-        return self._cached(self._key(backbone, "text", prompts), compute)
+        return self._cached(self.key(backbone, "text", prompts), compute)
 
     def audio(self, backbone: str, hashes: Sequence[str], load: Callable[[int], np.ndarray]) -> np.ndarray:
         """Audio-tower embeddings [N, D] of mono clips."""
@@ -157,7 +157,7 @@ class FeatureStore:
                     parts.append(extractor.encode_audio(batch).detach().to("cpu", torch.float64).numpy())
             return {"audio": np.concatenate(parts)}
 
-        return self._cached(self._key(backbone, "audio", hashes), compute)["audio"]
+        return self._cached(self.key(backbone, "audio", hashes), compute)["audio"]
 
 
 def _by_shape(indexed: list[tuple[int, np.ndarray]]) -> list[list[tuple[int, np.ndarray]]]:

@@ -15,6 +15,7 @@ import datetime as _dt
 import json
 import logging
 import platform
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,8 +56,10 @@ class RunOptions:
     limit: int | None = None
     seed: int = 0
     allow_missing: bool = False
+    allow_small_n: bool = False
     on_error: str = "stop"  # or "skip"
     cache_dir: Path | None = None
+    item_timeout: float | None = None  # seconds per item before a model call counts as hung
     workers: int | None = None  # data-loading processes (None: one when a core is spare)
 
 
@@ -70,6 +73,29 @@ def pick_device(device: str) -> torch.device:
     if chosen.type == "cuda" and not torch.cuda.is_available():
         raise AvbenchError(f"--device {device} was asked for, but CUDA is not available here")
     return chosen
+
+
+def call_with_timeout(function, argument, seconds: float):
+    """Call in a daemon thread; a call still running after `seconds` raises TimeoutError.
+
+    A hung call cannot be stopped from Python, so its thread is abandoned.
+    """
+    result: dict = {}
+
+    def target() -> None:
+        try:
+            result["value"] = function(argument)
+        except BaseException as exc:  # noqa: BLE001 - handed back to the caller
+            result["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True, name="avbench-model-call")
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        raise TimeoutError(f"no answer within {seconds:g} s (--item-timeout)")
+    if "error" in result:
+        raise result["error"]
+    return result["value"]
 
 
 def item_seed(run_seed: int, item_seed: int) -> int:
@@ -167,7 +193,12 @@ class Run:
 
     def _call(self, task: str, ready: list[ReadyItem]) -> list:
         self.model_calls += 1
-        outputs = getattr(self.model, task)(self._batch(ready))
+        batch = self._batch(ready)
+        method = getattr(self.model, task)
+        if self.options.item_timeout is None:
+            outputs = method(batch)
+        else:
+            outputs = call_with_timeout(method, batch, self.options.item_timeout * len(ready))
         return batch_list(outputs, len(ready), f"{self.model.name}.{task}")
 
     def _generate_batch(self, task: str, ready: list[ReadyItem]) -> None:
@@ -186,7 +217,13 @@ class Run:
             except ModelOutputError as exc:
                 self._fail(task, one.item.id, str(exc))
                 continue
-            self.store.write(task, one.item.id, files)
+            try:
+                self.store.write(task, one.item.id, files)
+            except OSError as exc:
+                raise AvbenchError(
+                    f"cannot write the outputs of item {one.item.id} to {self.store.root} ({exc.strerror or exc}); "
+                    "every item written before is kept: free the space and run the same command again to resume"
+                ) from None
 
     def _fail(self, task: str, item_id: str, reason: str) -> None:
         if self.options.on_error == "stop":
@@ -244,7 +281,7 @@ class Run:
                     continue
                 ok_ready.append(ready_by_id[item.id])
                 ok_done.append(marker)
-            inputs = RunScoring(self.suite, task, ok_ready, ok_done, self.store, features, self.options.seed)
+            inputs = RunScoring(self.suite, task, ok_ready, ok_done, self.store, features, self.options.seed, self.options.allow_small_n)
             task_entries, per_item = score_task(inputs, self.options.seed)
             entries.extend(task_entries)
             rows.extend({"item": i, "task": task, "status": "ok", "reason": "", **per_item.get(i, {})} for i in inputs.item_ids)

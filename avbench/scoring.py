@@ -27,11 +27,25 @@ from .registry import metrics as metric_registry
 DEFAULT_LAYER = {"clip": "embedding", "inception": "2048"}
 
 
+def reference_set(ready: list[ReadyItem], which: str, suite_name: str) -> ImageSet:
+    """The suite's own images: each item's reference, or every source frame."""
+    if which == "reference":
+        images = [r.truth.reference for r in ready]
+    elif which == "source_frames":
+        images = [im for r in ready for im in r.truth.source_images]
+    else:
+        raise AvbenchError(f"unknown image set {which!r}; use generated, per_source, reference or source_frames")
+    if any(im is None for im in images):
+        raise AvbenchError(f"suite {suite_name!r} has items without a reference image")
+    return ImageSet(hashes=[image_hash(im) for im in images], load=lambda i: images[i])
+
+
 class RunScoring:
     """ScoringInputs over the items of one task whose outputs are ok."""
 
-    def __init__(self, suite: Suite, task: str, ready: list[ReadyItem], done: list[Done], store: OutputStore, features: FeatureStore, seed: int):
+    def __init__(self, suite: Suite, task: str, ready: list[ReadyItem], done: list[Done], store: OutputStore, features: FeatureStore, seed: int, allow_small_n: bool = False):
         self.suite = suite
+        self.allow_small_n = allow_small_n
         self.task = task
         self._ready = ready
         self._done = done
@@ -46,15 +60,7 @@ class RunScoring:
             names = [name for d in self._done for name, _ in d.files]
             hashes = [sha for d in self._done for _, sha in d.files]
             return ImageSet(hashes=[f"png:{h}" for h in hashes], load=lambda i: self._store.image(self.task, names[i]))
-        if which == "reference":
-            images = [r.truth.reference for r in self._ready]
-        elif which == "source_frames":
-            images = [im for r in self._ready for im in r.truth.source_images]
-        else:
-            raise AvbenchError(f"unknown image set {which!r}")
-        if any(im is None for im in images):
-            raise AvbenchError(f"suite {self.suite.name!r} has items without a reference image")
-        return ImageSet(hashes=[image_hash(im) for im in images], load=lambda i: images[i])
+        return reference_set(self._ready, which, self.suite.name)
 
     def image_features(self, backbone: str, which: str, layer: str | None = None) -> np.ndarray:
         layers = self._features.images(backbone, self._image_set(which))

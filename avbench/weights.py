@@ -6,6 +6,8 @@ named here with its sha256 (or the hash prefix its publisher embeds in the
 URL or file name), and `resolve` refuses any file that does not match.
 Downloaded files live in `$AVBENCH_HOME/weights`; files shipped inside the
 package (`package_file`) are verified by their full sha256 just the same.
+Further entries come from `register_weights` or, for installed packages,
+from the `avbench.weights` entry-point group.
 """
 
 from __future__ import annotations
@@ -14,11 +16,11 @@ import difflib
 import hashlib
 import os
 import re
-import shutil
 import tempfile
 import threading
 import urllib.request
 from dataclasses import asdict, dataclass
+from importlib.metadata import entry_points
 from pathlib import Path
 
 from .cache import avbench_home
@@ -80,6 +82,25 @@ def _validate(entry: WeightsEntry) -> None:
 
 _ENTRIES: dict[str, WeightsEntry] = {}
 _LOCK = threading.RLock()
+_SCANNED = False
+GROUP = "avbench.weights"  # entry points naming WeightsEntry objects, e.g. a plugin's shipped files
+
+
+def _scan() -> None:
+    """Register the entries that installed packages declare, once, on first lookup."""
+    global _SCANNED
+    with _LOCK:
+        if _SCANNED:
+            return
+        _SCANNED = True
+        for point in entry_points(group=GROUP):
+            try:
+                item = point.load()
+            except (ImportError, AttributeError) as exc:
+                raise WeightsError(f"weights entry point {point.name!r} ({point.value}) could not be loaded: {exc}") from exc
+            if not isinstance(item, WeightsEntry) or item.name != point.name:
+                raise WeightsError(f"weights entry point {point.name!r} ({point.value}) is not a WeightsEntry named {point.name!r}")
+            register_weights(item)
 
 
 def register_weights(entry: WeightsEntry, *, replace: bool = False) -> None:
@@ -95,6 +116,7 @@ def entry(name: str) -> WeightsEntry:
     """The registered entry called `name`; path-like or unknown names are refused."""
     if not isinstance(name, str) or not _NAME.match(name) or ".." in name:
         raise WeightsError(f"invalid weights name {name!r}: a weights name is a registered token, not a path")
+    _scan()
     with _LOCK:
         if name in _ENTRIES:
             return _ENTRIES[name]
@@ -105,6 +127,7 @@ def entry(name: str) -> WeightsEntry:
 
 
 def names() -> list[str]:
+    _scan()
     with _LOCK:
         return sorted(_ENTRIES)
 

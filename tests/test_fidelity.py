@@ -177,6 +177,7 @@ def test_cli_json_equals_calculate_metrics(setup, torch_fidelity_run, cli_run):
     assert weights["verified"] is False and weights["sha256"] == sha256_of(setup["weights"])
 
 
+@pytest.mark.timeout(900)
 def test_random_extractor_discriminates(torch_fidelity_run):
     """Without this, parity on collapsed features would prove little."""
     _, features = torch_fidelity_run
@@ -205,6 +206,7 @@ class FakeInputs:
         return self.features[(which, layer)]
 
 
+@pytest.mark.timeout(900)
 def test_kid_small_n_fails_clearly_unless_allowed(torch_fidelity_run):
     from torch_fidelity.metric_kid import kid_features_to_metric
 

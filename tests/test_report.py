@@ -8,7 +8,6 @@ import math
 import re
 import shutil
 import subprocess
-import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -16,10 +15,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
+from typer.testing import CliRunner
 
 import avbench
-from avbench.data.suite import load_suite, read_suite_file
+from avbench.cli import app
 from avbench.data.manifest import sha256_bytes
+from avbench.data.suite import load_suite, read_suite_file
 from avbench.models.sanity import OracleModel
 from avbench.report import build_report
 from avbench.report.plots import per_class_means
@@ -253,9 +254,7 @@ def test_hostile_names_render_as_text(tmp_path):
 
     avbench.evaluate(HostileOracle(), str(spec), out=tmp_path / "run", cache_dir=tmp_path / "cache", limit=N_ITEMS)
     out = tmp_path / "out"
-    done = subprocess.run([sys.executable, "-m", "avbench", "report", str(tmp_path / "run"), "--out", str(out),
-                           "--suite-spec", str(spec), "--limit-items", "5"], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+    build_report([tmp_path / "run"], out, suites={suite.name: suite})
     pages = sorted(out.glob("*.html"))
     assert [p.name for p in pages] == ["01-script-alert-1-script-50-_x.html", "index.html"]
     escaped = html.escape(HOSTILE)
@@ -263,9 +262,20 @@ def test_hostile_names_render_as_text(tmp_path):
         text = path.read_text("utf-8")
         assert "<script>alert" not in text and text.count("<script>") == 1
         assert escaped in text
-        assert HOSTILE in "".join(parse(path).text)
-    run_page = parse(pages[0])
-    assert len(run_page.rows) == 5 and "Showing the 5 worst of 12 items; 7 not shown." in "".join(run_page.text)
+    shown = "".join(parse(pages[0]).text)
+    hostile_items = sum(HOSTILE in item.labels for item in suite.items[:N_ITEMS])
+    assert shown.count(HOSTILE) == hostile_items + 2  # each such item's labels, the heading and the facts line
     if CHROMIUM is not None:
         dom = chromium(tmp_path / "profile", pages[0].as_uri(), "--dump-dom")
         assert "<script>alert" not in dom and escaped in dom
+
+
+def test_cli_limits_the_items_shown(built, tmp_path):
+    root, runs, index, pages = built
+    out = tmp_path / "out"
+    done = CliRunner().invoke(app, ["report", str(runs[0]), "--out", str(out), "--limit-items", "5"])
+    assert done.exit_code == 0, done.output
+    page = parse(out / "01-oracle.html")
+    assert len(page.rows) == 5 and "Showing the 5 worst of 12 items; 7 not shown." in "".join(page.text)
+    full = parse(pages[("synth-mixed2", "oracle")])
+    assert [r["order"] for r in page.rows] == [r["order"] for r in full.rows[:5]]

@@ -195,3 +195,21 @@ def test_builtin_facts_and_unpinned_entries(home, tmp_path):
                  lambda: weights.download("inception-v3-vggsound")):
         with pytest.raises(WeightsError, match="no published hash"):
             call()
+
+
+def test_entries_declared_by_entry_points(home, monkeypatch):
+    declared = weights.WeightsEntry(name="plugin-weights", file_name="plugin.bin", sha256="2" * 64)
+
+    class Point:
+        name, value = "plugin-weights", "plugin.module:WEIGHTS"
+
+        def load(self):
+            return declared
+
+    monkeypatch.setattr(weights, "_SCANNED", False)
+    monkeypatch.setattr(weights, "entry_points", lambda group: [Point()] if group == weights.GROUP else [])
+    assert weights.entry("plugin-weights") == declared and "plugin-weights" in weights.names()
+    Point.name = "other-name"
+    monkeypatch.setattr(weights, "_SCANNED", False)
+    with pytest.raises(WeightsError, match="not a WeightsEntry named 'other-name'"):
+        weights.names()

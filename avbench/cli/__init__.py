@@ -27,7 +27,7 @@ def _add_subcommands() -> None:
     """Sub-apps and commands live in their own modules, imported here."""
     from importlib import import_module
 
-    for module in ("weights", "manifest", "data"):
+    for module in ("weights", "stats", "manifest", "data"):
         app.add_typer(import_module(f"{__name__}.{module}").app, name=module)
     for module in ("fidelity", "report"):
         app.command(name=module)(getattr(import_module(f"{__name__}.{module}"), module))
@@ -45,7 +45,10 @@ def run(
     limit: Optional[int] = typer.Option(None, min=1, help="Evaluate only the first N items."),
     seed: int = typer.Option(0, help="Run seed; every item's seed derives from it."),
     allow_missing: bool = typer.Option(False, help="Evaluate only the items whose data is present."),
+    allow_small_n: bool = typer.Option(False, help="Allow KID with fewer items than its subset size (recorded)."),
     on_error: str = typer.Option("stop", help="stop or skip when an item fails."),
+    item_timeout: Optional[float] = typer.Option(None, min=0.001, help="Seconds per item before a model call counts as hung."),
+    workers: Optional[int] = typer.Option(None, min=0, help="Data-loading processes (default: 1 when a core is spare)."),
     cache_dir: Optional[Path] = typer.Option(None, help="Feature cache (default: $AVBENCH_HOME/cache/features)."),
 ) -> None:
     """Evaluate MODEL on SUITE: generate (resuming), score, write record.json and items.csv."""
@@ -56,7 +59,8 @@ def run(
         raise AvbenchError(f"--on-error must be stop or skip, not {on_error!r}")
     options = RunOptions(
         model=model, suite=suite, checkpoint=checkpoint, data_root=data_root, out=out, device=device,
-        batch_size=batch_size, limit=limit, seed=seed, allow_missing=allow_missing, on_error=on_error, cache_dir=cache_dir,
+        batch_size=batch_size, limit=limit, seed=seed, allow_missing=allow_missing, allow_small_n=allow_small_n, on_error=on_error, cache_dir=cache_dir,
+        item_timeout=item_timeout, workers=workers,
     )
     record, run_dir = run_suite(options)
     print_record(record, console)

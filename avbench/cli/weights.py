@@ -18,10 +18,10 @@ console = Console()
 
 
 def _table(rows: list[dict]) -> Table:
-    table = Table("name", "status", "file", "sha256 (expected)", "licence")
+    table = Table("name", "status", "file", "sha256", title=f"weights home: {weights.weights_dir()}")
     for row in rows:
-        expected = row["sha256"] or (f"{row['sha256_prefix']}…" if row["sha256_prefix"] else "-")
-        table.add_row(row["name"], row["status"], row["path"], expected, row["licence"])
+        pinned = row["sha256"] or row["sha256_prefix"]
+        table.add_row(row["name"], row["status"], row["file_name"], f"{pinned[:12]}…" if pinned else "-")
     return table
 
 

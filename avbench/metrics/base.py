@@ -57,6 +57,7 @@ class ScoringInputs(Protocol):
     item_ids: list[str]  # items scored for this task (failed items excluded)
     labels: list[tuple[str, ...]]  # ground-truth class set G per item
     seed: int
+    allow_small_n: bool  # the user accepted distribution metrics on fewer items than the protocol asks
 
     def image_features(self, backbone: str, which: str) -> np.ndarray:
         """float64 [N, D] features; which is 'generated', 'reference' or 'per_source'."""

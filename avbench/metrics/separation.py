@@ -13,6 +13,7 @@ precision however small it is.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import itertools
 
@@ -28,7 +29,7 @@ DEFAULT_FILTER_LENGTH = 512
 AGGREGATION = "mean over sources, then over mixtures; DAVIS averaged per batch"
 REFERENCE = "mir_eval.separation.bss_eval_sources (v3 sources)"
 _CHUNK_BYTES = 256 * 2**20  # working memory per chunk of mixtures
-_LAGS_PER_BLOCK = 2  # lags merged per Levinson step: fewer, larger steps
+_BLOCK_WIDTH = 16  # unknowns per Levinson block: fewer, larger steps cost less than many tiny ones
 _MAX_ROUNDING = 1e4  # (energy scale / residual) above which residuals are taken from spectra (~1e-8 dB at 1e-13 relative rounding)
 
 
@@ -61,15 +62,20 @@ def silent_mixtures(reference, estimate) -> np.ndarray:
 
 
 @contextlib.contextmanager
-def _one_cpu_thread(device: torch.device):
-    """The recursion is a long chain of tiny ops; on CPU, OpenMP barriers would dominate it."""
+def _single_threaded_ops(device: torch.device):
+    """Yield how many worker threads to run, each issuing single-threaded torch ops.
+
+    Most ops here are small (the recursion is a long chain of them), and
+    intra-op threading only adds barriers, which stall badly on a busy
+    machine; on CPU the cores are used by splitting the mixtures instead.
+    """
     if device.type != "cpu":
-        yield
+        yield 1
         return
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        yield
+        yield threads
     finally:
         torch.set_num_threads(threads)
 
@@ -78,45 +84,40 @@ def _block_levinson(lags: torch.Tensor, rhs: torch.Tensor) -> tuple[torch.Tensor
     """Solve T x = y for SPD block Toeplitz T with blocks T[a, b] = lags[a - b], lags[-k] = lags[k]^T.
 
     lags: [N, K, m, m]; rhs: [N, K, m, M]. Returns x [N, K, m, M] and a bool [N]
-    mask of the systems that were not numerically positive definite. Keeps the
-    forward predictor left-aligned and the backward one right-aligned in their
-    buffers, so that neither ever has to be shifted.
+    mask of the systems that were not numerically positive definite. The
+    forward predictor and the solution share one buffer (one product gives
+    both residuals); the backward predictor is right-aligned in its buffer, so
+    neither is ever shifted. Every step factors the backward and forward
+    error covariances together.
     """
     n, k_blocks, m, _ = lags.shape
-    width = rhs.shape[-1]
     kw = dict(dtype=lags.dtype, device=lags.device)
-    fwd = torch.zeros(n, k_blocks * m, m, **kw)
+    fwd_x = torch.zeros(n, k_blocks * m, m + rhs.shape[-1], **kw)
+    fwd, x = fwd_x[..., :m], fwd_x[..., m:]
     bwd = torch.zeros(n, k_blocks * m, m, **kw)
-    x = torch.zeros(n, k_blocks * m, width, **kw)
-    eye = torch.eye(m, **kw)
-    fwd[:, :m] = eye
-    bwd[:, -m:] = eye
+    fwd[:, :m] = torch.eye(m, **kw)
+    bwd[:, -m:] = torch.eye(m, **kw)
     # row p of `reversed_lags` holds lag K-1-p, so lags k+1..1 form one contiguous slice
     reversed_lags = lags.flip(1).permute(0, 2, 1, 3).reshape(n, m, k_blocks * m)
-    failed = torch.zeros(n, dtype=torch.bool, device=lags.device)
-    vf = lags[:, 0].clone()
-    chol_b, info = torch.linalg.cholesky_ex(vf)
-    failed |= info > 0
-    x[:, :m] = torch.cholesky_solve(rhs[:, 0], chol_b)
-    vb = vf.clone()
+    covariances = torch.cat([lags[:, 0], lags[:, 0]])  # backward, forward
+    factors, info = torch.linalg.cholesky_ex(covariances)
+    failed = (info[:n] > 0) | (info[n:] > 0)
+    x[:, :m] = torch.cholesky_solve(rhs[:, 0], factors[:n])
     for k in range(k_blocks - 1):
         top = (k + 1) * m
         lag_row = reversed_lags[:, :, (k_blocks - 2 - k) * m:(k_blocks - 1) * m]
-        delta = torch.bmm(lag_row, fwd[:, :top])  # what the grown forward predictor leaves at the new lag
-        miss = rhs[:, k + 1] - torch.bmm(lag_row, x[:, :top])
-        chol_f, info = torch.linalg.cholesky_ex(vf)
-        failed |= info > 0
-        alpha = torch.cholesky_solve(delta, chol_b).neg_()
-        beta = torch.cholesky_solve(delta.mT, chol_f).neg_()
-        bwd_update = torch.bmm(fwd[:, :top], beta)
-        fwd[:, m:top + m].add_(torch.bmm(bwd[:, -top:], alpha))  # faster than an in-place baddbmm_ on a view
+        residual = torch.bmm(lag_row, fwd_x[:, :top])
+        delta, miss = residual[..., :m], rhs[:, k + 1] - residual[..., m:]
+        deltas = torch.cat([delta, delta.mT])
+        gains = torch.cholesky_solve(deltas, factors).neg_()  # alpha (forward), beta (backward)
+        bwd_update = torch.bmm(fwd[:, :top], gains[n:])
+        fwd[:, m:top + m].add_(torch.bmm(bwd[:, -top:], gains[:n]))
         bwd[:, -top - m:-m].add_(bwd_update)
-        vf = torch.baddbmm(vf, delta.mT, alpha)
-        vb = torch.baddbmm(vb, delta, beta)
-        chol_b, info = torch.linalg.cholesky_ex(vb)
-        failed |= info > 0
-        x[:, :top + m].add_(torch.bmm(bwd[:, -top - m:], torch.cholesky_solve(miss, chol_b)))
-    return x.view(n, k_blocks, m, width), failed
+        covariances += torch.bmm(deltas.mT, gains).roll(n, 0)
+        factors, info = torch.linalg.cholesky_ex(covariances)
+        failed |= (info[:n] > 0) | (info[n:] > 0)
+        x[:, :top + m].add_(torch.bmm(bwd[:, -top - m:], torch.cholesky_solve(miss, factors[:n])))
+    return x.reshape(n, k_blocks, m, -1), failed
 
 
 def _dense(lags: torch.Tensor) -> torch.Tensor:
@@ -166,10 +167,9 @@ def _toeplitz_systems(rho: torch.Tensor, d: torch.Tensor, q: int) -> tuple[torch
 def _solve(rho: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
     """Filters [N, S, V, L] solving the normal equations of `_toeplitz_systems`."""
     n, s, v, length = d.shape
-    q = _LAGS_PER_BLOCK if length % _LAGS_PER_BLOCK == 0 else 1
+    q = max(q for q in range(1, max(1, _BLOCK_WIDTH // s) + 1) if length % q == 0)
     lags, rhs = _toeplitz_systems(rho, d, q)
-    with _one_cpu_thread(rho.device):
-        x, failed = _block_levinson(lags, rhs)
+    x, failed = _block_levinson(lags, rhs)
     if failed.any():
         x[failed] = _solve_as_mir_eval(lags[failed], rhs[failed])
     return x.reshape(n, length, s, v).permute(0, 2, 3, 1)
@@ -282,6 +282,15 @@ def _best_permutation(sir: torch.Tensor) -> torch.Tensor:
     return perms[torch.from_numpy(best).to(sir.device)]
 
 
+def _score_rows(ref: torch.Tensor, est: torch.Tensor, filter_length: int, permutation: bool) -> torch.Tensor:
+    """[3, N, S]: SDR, SIR, SAR of each reference, with its estimate chosen as `bss_eval_sources` says."""
+    n, s, _ = ref.shape
+    sdr, sir, sar = _chunk_scores(ref, est, filter_length)
+    chosen = _best_permutation(sir) if permutation else torch.arange(s, device=ref.device).expand(n, s)
+    sdr, sir = sdr.gather(2, chosen[..., None])[..., 0], sir.gather(2, chosen[..., None])[..., 0]
+    return torch.stack([sdr, sir, sar[:, 0].gather(1, chosen)]).cpu()
+
+
 def bss_eval_sources(reference, estimate, filter_length: int = DEFAULT_FILTER_LENGTH, permutation: bool = False):
     """SDR, SIR, SAR in dB as float64 arrays [S] (for [S, T] input) or [B, S] (for [B, S, T]).
 
@@ -294,19 +303,15 @@ def bss_eval_sources(reference, estimate, filter_length: int = DEFAULT_FILTER_LE
     ref, est, single = _pair(reference, estimate)
     b, s, t = ref.shape
     out = torch.full((3, b, s), torch.nan, dtype=torch.float64)
-    valid = torch.nonzero(~_silent(ref, est)).flatten()
+    valid = torch.nonzero(~_silent(ref, est)).flatten().cpu()
     n_fft = scipy.fft.next_fast_len(t + filter_length - 1, real=True)
-    chunk = max(1, _CHUNK_BYTES // (16 * n_fft * (4 * s * s + 4 * s)))
-    for start in range(0, len(valid), chunk):
-        rows = valid[start:start + chunk]
-        sdr, sir, sar = _chunk_scores(ref[rows], est[rows], filter_length)
-        if permutation:
-            chosen = _best_permutation(sir)
-        else:
-            chosen = torch.arange(s, device=ref.device).expand(len(rows), s)
-        sdr, sir = sdr.gather(2, chosen[..., None])[..., 0], sir.gather(2, chosen[..., None])[..., 0]
-        sar = sar[:, 0].gather(1, chosen)
-        out[:, rows.cpu()] = torch.stack([sdr, sir, sar]).cpu()
+    with _single_threaded_ops(ref.device) as workers:
+        fits = max(1, _CHUNK_BYTES // (workers * 16 * n_fft * (4 * s * s + 4 * s)))
+        chunks = valid.split(max(1, min(fits, -(-len(valid) // workers))))
+        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+            scores = pool.map(lambda rows: _score_rows(ref[rows], est[rows], filter_length, permutation), chunks)
+            for rows, score in zip(chunks, scores):
+                out[:, rows] = score
     result = out.numpy()
     return tuple(result[:, 0] if single else result)
 

@@ -25,7 +25,7 @@ def plain(text: str) -> str:
 
 def _png(figure: Figure) -> bytes:
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    figure.savefig(buffer, format="png", dpi=100)
     return buffer.getvalue()
 
 

@@ -47,8 +47,8 @@ PAPER_MUSIC = DavisConfig(
 )
 
 SYNTH = DavisConfig(
-    spec=SpecConfig(sample_rate=16000, n_fft=510, hop=128, log_bins=128),
-    net=NetConfig(dim=16, mults=(1, 2, 4, 4), visual_dim=64, heads=4),
+    spec=SpecConfig(sample_rate=16000, n_fft=510, hop=256, log_bins=64),
+    net=NetConfig(dim=16, mults=(1, 2, 2, 4), visual_dim=64, heads=4),
     objective="flow",
     steps=4,
     visual="cue-cnn",
@@ -69,7 +69,12 @@ class DavisSeparator(nn.Module):
             self.cue = ClipFrameNet(config.clip)
         else:
             self.cue = CueEncoder(out_dim=config.net.visual_dim, size=config.cue_size)
-        self.process = Diffusion(steps=config.steps, eta=config.eta) if config.objective == "diffusion" else Flow(steps=config.steps)
+        self.set_steps(config.steps)
+
+    def set_steps(self, steps: int) -> None:
+        self.config = self.config.with_steps(steps)
+        cfg = self.config
+        self.process = Diffusion(steps=cfg.steps, eta=cfg.eta) if cfg.objective == "diffusion" else Flow(steps=cfg.steps)
 
     def denoiser(self, mixture: torch.Tensor, visual: torch.Tensor):
         return lambda x, t: self.net(x, t, mixture, visual)
