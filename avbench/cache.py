@@ -2,7 +2,9 @@
 
 Every file avbench writes goes through `atomic_write`: a temporary file in the
 same directory, then `os.replace`. A crash leaves either the old file or the
-new one, never half of one; records are also fsynced. Cached arrays carry a checksum so a
+new one, never half of one; records are also fsynced. A temporary file names
+its writer (host and pid), so one left by a killed writer is removed by the
+next write into its folder. Cached arrays carry a checksum so a
 truncated or bit-flipped file is detected, reported and recomputed.
 """
 
@@ -13,6 +15,7 @@ import io
 import json
 import logging
 import os
+import socket
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,11 +42,44 @@ def stable_hash(obj: Any) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+_HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+_SWEPT: set[tuple[int, str]] = set()
+
+
+def _writer_is_gone(owner: str) -> bool:
+    """True for `<host>-<pid>` of a process on this host that no longer runs."""
+    host, _, pid = owner.partition("-")
+    if host != _HOST or not pid.isdigit():
+        return False  # another machine's writer (shared file system): not ours to judge
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+def _remove_stale_temporaries(folder: Path) -> None:
+    """Delete `.NAME.<host>-<pid>.XXXX.tmp` files whose writer died; once per folder and process."""
+    if (os.getpid(), str(folder)) in _SWEPT:
+        return
+    _SWEPT.add((os.getpid(), str(folder)))
+    for entry in os.scandir(folder):
+        parts = entry.name.rsplit(".", 3)
+        if len(parts) == 4 and parts[0].startswith(".") and parts[3] == "tmp" and _writer_is_gone(parts[1]):
+            try:
+                os.unlink(entry.path)
+            except FileNotFoundError:
+                pass
+
+
 def atomic_write(path: Path, data: bytes, durable: bool = False) -> None:
     """Replace `path` with `data` in one step; `durable` also fsyncs (survives power loss, not just a crash)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    _remove_stale_temporaries(path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_HOST}-{os.getpid()}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

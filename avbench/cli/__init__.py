@@ -13,6 +13,7 @@ from typing import List, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from ..errors import AvbenchError
 
@@ -64,7 +65,7 @@ def run(
     )
     record, run_dir = run_suite(options)
     print_record(record, console)
-    console.print(f"record: {run_dir / 'record.json'}")
+    console.print(escape(f"record: {run_dir / 'record.json'}"))
 
 
 @app.command()
@@ -108,7 +109,7 @@ def leaderboard(
         typer.echo(text)
     else:
         atomic_write_text(out, text)
-        console.print(f"wrote {out}")
+        console.print(escape(f"wrote {out}"))
 
 
 @app.command()
@@ -194,7 +195,7 @@ def _emit(rows: list[dict], as_json: bool, columns: tuple[str, ...]) -> None:
 
     table = Table(*columns)
     for row in rows:
-        table.add_row(*(", ".join(map(str, v)) if isinstance(v, list) else str(v if v is not None else "") for v in (row.get(c, "") for c in columns)))
+        table.add_row(*(escape(x) for x in (", ".join(map(str, v)) if isinstance(v, list) else str(v if v is not None else "") for v in (row.get(c, "") for c in columns))))
     console.print(table)
 
 
@@ -206,7 +207,7 @@ def main() -> None:
     try:
         code = app(standalone_mode=False)
     except AvbenchError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)

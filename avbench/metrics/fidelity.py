@@ -184,7 +184,7 @@ def kid_from_features(
     if small and not allow_small_n:
         raise AvbenchError(
             f"KID needs at least {subset_size} items per set (subset size), got {len(generated)} generated and "
-            f"{len(reference)} reference; use more items, a smaller kid_subset_size, or allow_small_n "
+            f"{len(reference)} reference; use more items, a smaller kid_subset_size, or --allow-small-n "
             f"(--allow-small-n) to shrink the subsets to {n}"
         )
     if n < 2:
@@ -284,7 +284,8 @@ class FidelityMetric(Metric):
         layer, is_layer = _LAYERS[kind]
         if "is" in wanted and is_layer is None:
             raise AvbenchError(f"metric 'fidelity': IS needs an Inception backbone, not {backbone!r}")
-        return [getattr(self, f"_{m}")(inputs, options, backbone, kind, layer if m != "is" else is_layer) for m in wanted]
+        one = {"fd": self._fd, "kid": self._kid, "is": self._is}
+        return [one[m](inputs, options, backbone, kind, is_layer if m == "is" else layer) for m in wanted]
 
     @staticmethod
     def _pair(inputs: ScoringInputs, backbone: str, layer: str) -> tuple[np.ndarray, np.ndarray]:
@@ -306,7 +307,7 @@ class FidelityMetric(Metric):
             subset_size=int(options.get("kid_subset_size", KID_SUBSET_SIZE)),
             subsets=int(options.get("kid_subsets", KID_SUBSETS)),
             seed=int(options.get("seed", SEED)),
-            allow_small_n=bool(options.get("allow_small_n", False)),
+            allow_small_n=bool(options.get("allow_small_n", getattr(inputs, "allow_small_n", False))),
         )
         details = {"layer": layer, "n_reference": len(reference), **score.details}
         return MetricValue(f"KID[{backbone}]", score.value, False, backbone, spread=score.spread, n=len(generated), details=details)

@@ -3,12 +3,13 @@
 The semantics are mir_eval.separation.bss_eval_sources: each estimate is
 projected by least squares onto the delays 0..L-1 of its own reference, and
 onto those of all references; the projections split it into target,
-interference and artifacts. mir_eval solves the normal equations densely,
-O((S L)^3) per source. They are block Toeplitz, so a block Levinson recursion
-solves all of a mixture's systems in O(S^3 L^2), sharing one recursion among
-every estimate. The correlations come from FFTs as in mir_eval, and the
-energies from the projections' spectra (Parseval), so a residual keeps its
-precision however small it is.
+interference and artifacts. mir_eval solves each normal equation densely, in
+O((S L)^3). They are block Toeplitz, so a block Levinson recursion solves a
+mixture's shared Gram, with every estimate as a right-hand side, in O(S^3 L^2).
+The correlations come from FFTs as in mir_eval. Energies come from the
+normal equations; where a residual is too small for that to keep ~1e-8 dB,
+they come from the projections' spectra instead, residual sample by residual
+sample, as mir_eval forms them in time.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import numpy as np
 import scipy.fft
 import torch
 
-from ..errors import DataError
+from ..errors import DataError, SuiteError
 from .base import Metric, MetricCard, MetricValue, ScoringInputs
 
 SILENCE_THRESHOLD = 1e-5  # DAVIS: a source with sum|x| <= this makes its mixture unscorable
@@ -133,7 +134,7 @@ def _dense(lags: torch.Tensor) -> torch.Tensor:
 def _solve_as_mir_eval(lags: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
     """Dense LU solve (least squares if singular), one system at a time, as mir_eval does.
 
-    Only for systems that are not numerically positive definite (e.g. pure tones).
+    Only for Grams the recursion finds not numerically positive definite.
     """
     matrices = _dense(lags).cpu().numpy()
     vectors = rhs.reshape(rhs.shape[0], -1, rhs.shape[-1]).cpu().numpy()
@@ -209,22 +210,22 @@ def _quadratic_energies(rho, d, est_energy, on_all, on_own):
     t_own = _gram_times(rho, on_own.unsqueeze(1) * torch.eye(s, dtype=rho.dtype, device=rho.device)[:, :, None, None])
     # t_own[n, i', i, j]: T applied to the filter of estimate j on reference i alone
     own_gram = t_own.diagonal(dim1=1, dim2=2).permute(0, 3, 1, 2)  # [N, i, j, L]
-    quad_own = (on_own * own_gram).sum(-1)
-    cross_own = (on_own * d).sum(-1)
-    target = 2 * cross_own - quad_own
-    quad_all = (on_all * t_all).sum((1, 3))  # [N, S_est]
-    projection = 2 * (on_all * d).sum((1, 3)) - quad_all
+    quad_own, cross_own = on_own * own_gram, on_own * d
+    quad_all, cross_all = on_all * t_all, on_all * d
+    target = 2 * cross_own.sum(-1) - quad_own.sum(-1)
+    projection = 2 * cross_all.sum((1, 3)) - quad_all.sum((1, 3))  # [N, S_est]
     eye = torch.eye(s, dtype=rho.dtype, device=rho.device)[None, :, :, None, None]
     diff = on_all.unsqueeze(2) - eye * on_own.unsqueeze(1)  # [N, i', i, j, L]
     t_diff = t_all.unsqueeze(2) - t_own
     interference = (diff * t_diff).sum((1, 4))
     energies = dict(target=target, own_residual=est_energy.unsqueeze(1) - target, interference=interference,
                     projection=projection.unsqueeze(1), all_residual=(est_energy - projection).unsqueeze(1))
-    scale_own = est_energy.unsqueeze(1) + 2 * (on_own * d).abs().sum(-1) + (on_own * own_gram).abs().sum(-1)
-    scale_all = est_energy + 2 * (on_all * d).abs().sum((1, 3)) + (on_all * t_all).abs().sum((1, 3))
-    scale_interference = (diff.abs() * (t_all.unsqueeze(2).abs() + t_own.abs())).sum((1, 4))
-    ratios = [scale_own / energies["own_residual"].abs(), scale_all / energies["all_residual"][:, 0].abs(),
-              scale_interference / interference.abs()]
+    terms_own = 2 * cross_own.abs().sum(-1) + quad_own.abs().sum(-1)
+    terms_all = 2 * cross_all.abs().sum((1, 3)) + quad_all.abs().sum((1, 3))
+    ratios = [terms_own / target.abs(), terms_all / projection.abs(),
+              (est_energy.unsqueeze(1) + terms_own) / energies["own_residual"].abs(),
+              (est_energy + terms_all) / energies["all_residual"][:, 0].abs(),
+              (diff.abs() * (t_all.unsqueeze(2).abs() + t_own.abs())).sum((1, 4)) / interference.abs()]
     return energies, torch.stack([r.flatten(1).amax(1) for r in ratios]).amax(0)
 
 
@@ -258,10 +259,8 @@ def _chunk_scores(ref: torch.Tensor, est: torch.Tensor, filter_length: int):
     n_fft = scipy.fft.next_fast_len(t + filter_length - 1, real=True)
     ref_spec = torch.fft.rfft(ref, n_fft)
     est_spec = torch.fft.rfft(est, n_fft)
-    cross = ref_spec.conj().unsqueeze(2) * torch.cat([ref_spec, est_spec], 1).unsqueeze(1)
-    corr = torch.fft.irfft(cross, n_fft)[..., :filter_length].clone()
-    del cross
-    rho, d = corr[:, :, :s], corr[:, :, s:]
+    rho, d = (torch.fft.irfft(ref_spec.conj().unsqueeze(2) * spec.unsqueeze(1), n_fft)[..., :filter_length].clone()
+              for spec in (ref_spec, est_spec))  # lags 0..L-1 of the references' correlations with each signal
     on_all, on_own = _projection_filters(rho, d)
     energies, bound = _quadratic_energies(rho, d, est.square().sum(-1), on_all, on_own)
     imprecise = torch.nonzero(~(bound < _MAX_ROUNDING)).flatten()
@@ -283,12 +282,28 @@ def _best_permutation(sir: torch.Tensor) -> torch.Tensor:
 
 
 def _score_rows(ref: torch.Tensor, est: torch.Tensor, filter_length: int, permutation: bool) -> torch.Tensor:
-    """[3, N, S]: SDR, SIR, SAR of each reference, with its estimate chosen as `bss_eval_sources` says."""
+    """[4, N, S]: SDR, SIR, SAR of each reference and the index of the estimate scored against it."""
     n, s, _ = ref.shape
     sdr, sir, sar = _chunk_scores(ref, est, filter_length)
     chosen = _best_permutation(sir) if permutation else torch.arange(s, device=ref.device).expand(n, s)
     sdr, sir = sdr.gather(2, chosen[..., None])[..., 0], sir.gather(2, chosen[..., None])[..., 0]
-    return torch.stack([sdr, sir, sar[:, 0].gather(1, chosen)]).cpu()
+    return torch.stack([sdr, sir, sar[:, 0].gather(1, chosen), chosen.to(sdr)]).cpu()
+
+
+def _bss_eval(ref: torch.Tensor, est: torch.Tensor, filter_length: int, permutation: bool) -> np.ndarray:
+    """[4, B, S] as `_score_rows`; NaN for mixtures with a silent source, which are never solved."""
+    b, s, t = ref.shape
+    out = torch.full((4, b, s), torch.nan, dtype=torch.float64)
+    valid = torch.nonzero(~_silent(ref, est)).flatten().cpu()
+    n_fft = scipy.fft.next_fast_len(t + filter_length - 1, real=True)
+    with _single_threaded_ops(ref.device) as workers:
+        fits = max(1, _CHUNK_BYTES // (workers * 16 * n_fft * (4 * s * s + 4 * s)))
+        chunks = valid.split(max(1, min(fits, -(-len(valid) // workers))))
+        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+            scores = pool.map(lambda rows: _score_rows(ref[rows], est[rows], filter_length, permutation), chunks)
+            for rows, score in zip(chunks, scores):
+                out[:, rows] = score
+    return out.numpy()
 
 
 def bss_eval_sources(reference, estimate, filter_length: int = DEFAULT_FILTER_LENGTH, permutation: bool = False):
@@ -301,19 +316,10 @@ def bss_eval_sources(reference, estimate, filter_length: int = DEFAULT_FILTER_LE
     (sum|x| <= 1e-5) is skipped without solving: its row is NaN.
     """
     ref, est, single = _pair(reference, estimate)
-    b, s, t = ref.shape
-    out = torch.full((3, b, s), torch.nan, dtype=torch.float64)
-    valid = torch.nonzero(~_silent(ref, est)).flatten().cpu()
-    n_fft = scipy.fft.next_fast_len(t + filter_length - 1, real=True)
-    with _single_threaded_ops(ref.device) as workers:
-        fits = max(1, _CHUNK_BYTES // (workers * 16 * n_fft * (4 * s * s + 4 * s)))
-        chunks = valid.split(max(1, min(fits, -(-len(valid) // workers))))
-        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-            scores = pool.map(lambda rows: _score_rows(ref[rows], est[rows], filter_length, permutation), chunks)
-            for rows, score in zip(chunks, scores):
-                out[:, rows] = score
-    result = out.numpy()
-    return tuple(result[:, 0] if single else result)
+    if int(filter_length) != filter_length or filter_length < 1:
+        raise ValueError(f"filter_length must be a positive integer, got {filter_length!r}")
+    scores = _bss_eval(ref, est, int(filter_length), permutation)[:3]
+    return tuple(scores[:, 0] if single else scores)
 
 
 def si_sdr(reference, estimate) -> np.ndarray:
@@ -333,3 +339,69 @@ def si_sdr(reference, estimate) -> np.ndarray:
     value[silent] = torch.nan
     result = value.cpu().numpy()
     return result[0] if single else result
+
+
+class SeparationMetric(Metric):
+    """BSS-Eval v3 SDR / SIR / SAR and SI-SDR of separated waveforms (`separate_audio`)."""
+
+    name = "separation"
+    tasks = frozenset({"separate_audio"})
+    _ITEMS_PER_CALL = 32  # mixtures stacked per call, so long suites stay in bounded memory
+
+    def cards(self) -> list[MetricCard]:
+        common = (f" Distortion filters of {DEFAULT_FILTER_LENGTH} taps unless the suite sets filter_length. "
+                  f"Aggregation: {AGGREGATION}. A mixture with a source of sum|x| <= {SILENCE_THRESHOLD:g} "
+                  "(reference or estimate) is skipped and counted, never averaged.")
+        bss = "Estimate projected on the delayed references: target = projection on its own reference, "
+        return [
+            MetricCard("SDR", bss + "SDR = 10 log10(|target|^2 / |estimate - target|^2) in dB." + common, True, REFERENCE),
+            MetricCard("SIR", bss + "interference = projection on all references - target; "
+                       "SIR = 10 log10(|target|^2 / |interference|^2) in dB." + common, True, REFERENCE),
+            MetricCard("SAR", bss + "artifacts = estimate - projection on all references; "
+                       "SAR = 10 log10(|projection on all|^2 / |artifacts|^2) in dB." + common, True, REFERENCE),
+            MetricCard("SI-SDR", "Zero-mean signals; target = (<e, s> / <s, s>) s; "
+                       "SI-SDR = 10 log10(|target|^2 / |target - e|^2) in dB." + common, True,
+                       "Le Roux et al., SDR - half-baked or well done? (ICASSP 2019)",
+                       notes="With permutation search, each estimate is scored against the reference BSS-Eval assigned it."),
+        ]
+
+    def compute(self, inputs: ScoringInputs, options: dict) -> list[MetricValue]:
+        permutation = options.get("permutation", False)
+        filter_length = options.get("filter_length", DEFAULT_FILTER_LENGTH)
+        if not isinstance(permutation, bool):
+            raise SuiteError(f"option 'permutation' must be true or false, got {permutation!r}")
+        if isinstance(filter_length, bool) or not isinstance(filter_length, int) or filter_length < 1:
+            raise SuiteError(f"option 'filter_length' must be a positive integer, got {filter_length!r}")
+        pairs = inputs.waveforms()
+        ids = list(inputs.item_ids)
+        if len(pairs) != len(ids):
+            raise DataError(f"separation: {len(pairs)} waveform pairs for {len(ids)} items")
+        scores = np.full((4, len(ids)), np.nan)  # per item: mean SDR, SIR, SAR, SI-SDR over its sources
+        silent = 0
+        groups: dict[tuple, list[int]] = {}
+        for k, (reference, estimate) in enumerate(pairs):
+            if np.shape(reference) != np.shape(estimate) or np.ndim(reference) != 2:
+                raise DataError(f"item {ids[k]}: reference {np.shape(reference)} and estimate "
+                                f"{np.shape(estimate)} must both be [S, T] of the same shape")
+            groups.setdefault(np.shape(reference), []).append(k)
+        for members in groups.values():
+            for start in range(0, len(members), self._ITEMS_PER_CALL):
+                rows = members[start:start + self._ITEMS_PER_CALL]
+                ref = torch.from_numpy(np.stack([pairs[k][0] for k in rows]).astype(np.float64))
+                est = torch.from_numpy(np.stack([pairs[k][1] for k in rows]).astype(np.float64))
+                silent += int(_silent(ref, est).sum())
+                bss = _bss_eval(ref, est, filter_length, permutation)
+                assigned = np.nan_to_num(bss[3]).astype(np.int64)  # silent rows stay NaN through si_sdr
+                matched = torch.gather(est, 1, torch.from_numpy(assigned)[..., None].expand(est.shape))
+                scores[:3, rows] = bss[:3].mean(-1)
+                scores[3, rows] = si_sdr(ref, matched).mean(-1)
+        skipped = int(np.isnan(scores[0]).sum())
+        details = {"filter_length": filter_length, "permutation": permutation,
+                   "silence_threshold": SILENCE_THRESHOLD, "aggregation": AGGREGATION, "skipped_silent": silent}
+        names = ("SDR[bss-v3]", "SIR[bss-v3]", "SAR[bss-v3]", "SI-SDR[waveform]")
+        return [
+            MetricValue(name=name, value=float(np.nanmean(per_item)) if skipped < len(ids) else float("nan"),
+                        higher_is_better=True, backbone=name[name.index("[") + 1:-1], per_item=per_item,
+                        item_ids=ids, n=len(ids) - skipped, skipped=skipped, details=dict(details))
+            for name, per_item in zip(names, scores)
+        ]

@@ -8,6 +8,7 @@ disk with no network.
 
 from __future__ import annotations
 
+import json
 import math
 from html import escape
 from importlib import resources
@@ -19,6 +20,7 @@ from .runs import ItemView, RunView
 
 NOTE = ("Values: mean ± half-width of the 95% bootstrap interval over items, where one exists. "
         "Bold: best reproduced value. failed: items whose output failed, excluded from every metric.")
+REPORTED_NOTE = "Reported rows are copied from the cited papers (hover for their notes), are not ranked and may use other data or backbones."
 
 
 def esc(text) -> str:
@@ -70,7 +72,8 @@ def leaderboard(long: pd.DataFrame, run_pages: dict[int, str]) -> str:
             line += [f"<td class=\"num\">{esc(n)}</td>", f"<td class=\"num\">{esc(first['failed'])}</td>"]
         line += [_leaderboard_cell(cell) for _, cell in group.iterrows()]
         lines.append("<tr>" + "".join(line) + "</tr>")
-    lines += ["</tbody>", "</table>", f"<p class=\"note\">{esc(NOTE)}</p>"]
+    note = NOTE + (" " + REPORTED_NOTE if reported else "")
+    lines += ["</tbody>", "</table>", f"<p class=\"note\">{esc(note)}</p>"]
     return "\n".join(lines)
 
 
@@ -148,7 +151,7 @@ def _item_row(view: ItemView, run: RunView) -> str:
     cells += [f"<td class=\"outputs\">{_outputs(view, task)}</td>" for task in run.record.tasks]
     for k, metric in enumerate(run.metrics):
         value = view.values.get(metric.name)
-        data = "" if value is None else repr(value)
+        data = "" if value is None else json.dumps(value)  # JSON spells infinity as JavaScript's parseFloat reads it
         cells.append(f"<td class=\"num\" data-metric=\"{k}\" data-value=\"{esc(data)}\">{esc(number(value))}</td>")
     kind = "item" if view.ok else "item failed"
     return f"<tr class=\"{kind}\" data-order=\"{view.order}\">{''.join(cells)}</tr>"

@@ -38,6 +38,15 @@ def _grid(count: int, height_per_row: float) -> tuple[Figure, list]:
     return figure, list(axes[:count])
 
 
+def _bars(ax, positions, values, **options) -> None:
+    """Horizontal bars; a value that is not finite gets no bar but its name ("n/a", "inf")."""
+    values = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(values)
+    ax.barh(positions, np.where(finite, values, 0.0), **options)
+    for position, value in zip(np.asarray(positions)[~finite], values[~finite]):
+        ax.text(0, position, " n/a" if np.isnan(value) else f" {value}", va="center", fontsize=8)
+
+
 def metric_bars(runs: list[RunView]) -> bytes | None:
     """One panel per metric: each model's value with its 95% interval, where the record has one."""
     names = list(dict.fromkeys(e.name for run in runs for e in run.record.metrics))
@@ -52,13 +61,10 @@ def metric_bars(runs: list[RunView]) -> bytes | None:
             value = entry.value if entry is not None and entry.value is not None else math.nan
             values.append(value)
             has_ci = entry is not None and entry.ci_low is not None and entry.ci_high is not None and not math.isnan(value)
-            low.append(value - entry.ci_low if has_ci else 0.0)
-            high.append(entry.ci_high - value if has_ci else 0.0)
+            low.append(max(0.0, value - entry.ci_low) if has_ci else 0.0)
+            high.append(max(0.0, entry.ci_high - value) if has_ci else 0.0)
         positions = np.arange(len(runs))
-        ax.barh(positions, np.nan_to_num(values), xerr=[low, high], color=[f"C{k}" for k in range(len(runs))], capsize=3)
-        for position, value in zip(positions, values):
-            if math.isnan(value):
-                ax.text(0, position, " n/a", va="center")
+        _bars(ax, positions, values, xerr=[low, high], color=[f"C{k}" for k in range(len(runs))], capsize=3)
         ax.set_yticks(positions, labels)
         ax.invert_yaxis()
         direction = next((e.higher_is_better for run in runs for e in run.record.metrics if e.name == name), True)
@@ -98,7 +104,7 @@ def per_class(runs: list[RunView], metric: ItemMetric) -> bytes:
     positions = np.arange(len(classes))
     for k, (run, table) in enumerate(zip(runs, means)):
         values = [table.get(c, (math.nan, 0))[0] for c in classes]
-        ax.barh(positions + k * width, np.nan_to_num(values), height=width, label=plain(run.label), color=f"C{k}")
+        _bars(ax, positions + k * width, values, height=width, label=plain(run.label), color=f"C{k}")
     ax.set_yticks(positions + width * (len(runs) - 1) / 2, [plain(c) for c in classes])
     ax.invert_yaxis()
     ax.set_xlabel(plain(f"{metric.name} {'↑' if metric.higher_is_better else '↓'}, mean over the items of each class"))
@@ -114,12 +120,14 @@ def distributions(runs: list[RunView]) -> bytes | None:
     figure, axes = _grid(len(names), 3.2)
     for ax, name in zip(axes, names):
         data = [np.array([v.values[name] for v in run.items if name in v.values]) for run in runs]
+        infinite = sum(int(np.isinf(d).sum()) for d in data)
+        data = [d[np.isfinite(d)] for d in data]
         shown = [d if d.size else np.array([math.nan]) for d in data]
         ax.boxplot(shown, showfliers=False)
         for k, values in enumerate(data):
             jitter = np.random.default_rng(k).uniform(-0.15, 0.15, size=values.size)
             ax.scatter(k + 1 + jitter, values, s=6, color=f"C{k}", alpha=0.6)
         ax.set_xticks(np.arange(1, len(runs) + 1), [plain(run.label) for run in runs], rotation=30, ha="right")
-        ax.set_title(plain(name), fontsize=9)
+        ax.set_title(plain(name + (f" ({infinite} infinite values not drawn)" if infinite else "")), fontsize=9)
         ax.tick_params(labelsize=8)
     return _png(figure)

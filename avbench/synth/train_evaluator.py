@@ -210,6 +210,7 @@ def _save(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]
     from safetensors.torch import save_file
 
     save_file({k: v.detach().contiguous() for k, v in tensors.items()}, str(path), metadata=metadata)
+    path.chmod(0o644)  # shipped as package data
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
@@ -237,8 +238,8 @@ def held_out_report(model, tokens: torch.Tensor, tower: AudioTower, world: World
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=WEIGHTS_DIR, help="directory for the safetensors files and SHA256SUMS")
-    parser.add_argument("--steps", type=int, default=700, help="clip-synth training steps (batch 64)")
-    parser.add_argument("--audio-steps", type=int, default=500, help="audio-synth training steps (batch 64)")
+    parser.add_argument("--steps", type=int, default=300, help="clip-synth training steps (batch 64)")
+    parser.add_argument("--audio-steps", type=int, default=150, help="audio-synth training steps (batch 64)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads: one is fastest on a shared CPU and keeps results reproducible")
     args = parser.parse_args(argv)
 

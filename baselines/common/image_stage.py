@@ -18,7 +18,6 @@ instance-conditioned BigGAN:
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import torch
@@ -27,6 +26,7 @@ from torch import nn
 
 from .biggan import BigGANGenerator, GeneratorConfig
 from .image_encoder import ImageEncoder, instance_feature
+from .training import adam, batches, step
 from .world_data import WorldData, to_unit_range
 
 
@@ -58,19 +58,13 @@ def train_image_encoder(data: WorldData, config: ImageStageConfig, gen: torch.Ge
     encoder = ImageEncoder(config.encoder_widths)
     head = nn.Linear(encoder.feature_dim, config.classes)
     params = list(encoder.parameters()) + list(head.parameters())
-    optimiser = torch.optim.Adam(params, lr=config.lr)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, config.lr, total_steps=config.encoder_steps)
-    start = time.perf_counter()
-    for step in range(config.encoder_steps):
-        index = torch.randint(0, images.shape[0], (config.batch,), generator=gen)
-        logits = head(encoder(to_unit_range(images[index])))
-        loss = F.binary_cross_entropy_with_logits(logits, targets[index])
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-        schedule.step()
-        if step % 100 == 0 or step == config.encoder_steps - 1:
-            log(f"  image encoder step {step}: bce {loss.item():.4f} ({time.perf_counter() - start:.0f} s)")
+    optimiser, schedule = adam(params, config.lr, config.encoder_steps)
+    for number in range(config.encoder_steps):
+        index = batches(images.shape[0], config.batch, gen)
+        loss = F.binary_cross_entropy_with_logits(head(encoder(to_unit_range(images[index]))), targets[index])
+        step(optimiser, schedule, loss)
+        if number % 100 == 0 or number == config.encoder_steps - 1:
+            log(f"image encoder step {number}: bce {loss.item():.4f}")
     return encoder.eval().requires_grad_(False)
 
 
@@ -94,24 +88,17 @@ def train_generator(data: WorldData, encoder: ImageEncoder, gen_config: Generato
     generator = BigGANGenerator(gen_config).to(memory_format=torch.channels_last)
     posterior = Posterior(generator.dim_z, config.encoder_widths)
     params = list(generator.parameters()) + list(posterior.parameters())
-    optimiser = torch.optim.Adam(params, lr=config.lr, betas=(0.5, 0.999))
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, config.lr, total_steps=config.generator_steps)
+    optimiser, schedule = adam(params, config.lr, config.generator_steps)
     pixels_weight = 1.0 / (2.0 * config.sigma**2)
-    start = time.perf_counter()
-    for step in range(config.generator_steps):
-        index = torch.randint(0, images.shape[0], (config.batch,), generator=gen)
+    for number in range(config.generator_steps):
+        index = batches(images.shape[0], config.batch, gen)
         target = to_unit_range(images[index]).contiguous(memory_format=torch.channels_last)
         mean, log_var = posterior(target)
         z = mean + torch.exp(0.5 * log_var) * torch.randn(mean.shape, generator=gen)
         recon = generator(z, features[index])
         recon_term = pixels_weight * (recon - target).pow(2).flatten(1).sum(1).mean()
         kl = 0.5 * (mean.pow(2) + log_var.exp() - 1.0 - log_var).sum(1).mean()
-        loss = recon_term + kl
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-        schedule.step()
-        if step % 50 == 0 or step == config.generator_steps - 1:
-            mse = (recon - target).pow(2).mean().item()
-            log(f"  generator step {step}: mse {mse:.4f} kl {kl.item():.1f} ({time.perf_counter() - start:.0f} s)")
+        step(optimiser, schedule, recon_term + kl)
+        if number % 50 == 0 or number == config.generator_steps - 1:
+            log(f"generator step {number}: mse {(recon - target).pow(2).mean().item():.4f} kl {kl.item():.1f}")
     return generator.eval().requires_grad_(False)

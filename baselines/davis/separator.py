@@ -1,9 +1,10 @@
 """One DAVIS separator: spectrogram front-end, cue encoder, denoiser and sampler.
 
 `DavisConfig` fixes every choice that changes numbers; `PAPER_MUSIC` follows
-papers.md 4.2 (11,025 Hz, n_fft 1022, hop 256, 256 log bins, DDIM 15 steps,
-eta 1, silence mask on), `SYNTH` is the small model avbench trains on its
-synthetic world (16 kHz, flow matching, a few Euler steps, a tiny cue CNN).
+papers.md 4.2 (11,025 Hz, n_fft 1022, hop 256, 256 log bins, U-Net, DDIM 15
+steps, eta 1, silence mask on), `SYNTH` is the small model avbench trains on
+its synthetic world (16 kHz, 128 log bins, the frequency-as-channels denoiser
+of tcn.py, flow matching with a few Euler steps, a tiny cue CNN).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from torch import nn
 
 from .sampling import Diffusion, Flow, silence_masked
 from .spectral import SpecConfig, Spectral
+from .tcn import FrequencyChannelNet, TcnConfig
 from .unet import NetConfig, SeparationNet
 from .visual import ClipFrameConfig, ClipFrameNet, CueEncoder, images_to_tensors
 
@@ -23,7 +25,7 @@ from .visual import ClipFrameConfig, ClipFrameNet, CueEncoder, images_to_tensors
 @dataclass(frozen=True)
 class DavisConfig:
     spec: SpecConfig
-    net: NetConfig
+    net: NetConfig | TcnConfig  # the paper's U-Net, or the synthetic world's denoiser
     objective: str  # "diffusion" (DDIM) or "flow" (Euler)
     steps: int
     eta: float = 1.0  # DDIM only
@@ -47,8 +49,8 @@ PAPER_MUSIC = DavisConfig(
 )
 
 SYNTH = DavisConfig(
-    spec=SpecConfig(sample_rate=16000, n_fft=510, hop=256, log_bins=64),
-    net=NetConfig(dim=16, mults=(1, 2, 2, 4), visual_dim=64, heads=4),
+    spec=SpecConfig(sample_rate=16000, n_fft=510, hop=256, log_bins=128),
+    net=TcnConfig(bins=128, width=128, visual_dim=64),
     objective="flow",
     steps=4,
     visual="cue-cnn",
@@ -62,7 +64,12 @@ class DavisSeparator(nn.Module):
         super().__init__()
         self.config = config
         self.spectral = Spectral(config.spec)
-        self.net = SeparationNet(config.net)
+        if isinstance(config.net, TcnConfig):
+            if config.net.bins != config.spec.log_bins:
+                raise ValueError("the denoiser's bins must match the spectrogram's log bins")
+            self.net = FrequencyChannelNet(config.net)
+        else:
+            self.net = SeparationNet(config.net)
         if config.visual == "clip":
             if config.clip.embed_dim != config.net.visual_dim:
                 raise ValueError("the frame network's embedding must match the U-Net's visual_dim")

@@ -1,0 +1,1 @@
+"""AV-GAS baseline: model.py (the avbench adapter), train.py (the synthetic-world trainer)."""

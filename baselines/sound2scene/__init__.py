@@ -1,0 +1,1 @@
+"""Sound2Scene baseline: model.py (the avbench adapter), train.py (the synthetic-world trainer)."""

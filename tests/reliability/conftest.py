@@ -1,0 +1,71 @@
+"""Fixtures of the reliability suite: toy plugins, the warm fork server, registered test models."""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+import toys
+from fork_server import ForkServer
+
+HERE = Path(__file__).parent
+
+
+@contextmanager
+def registered(registry, name: str, target):
+    """Register `name` for the duration of a block, then forget it again.
+
+    The registries have no public way to forget a name; popping it keeps the
+    test files that run later seeing the registries as they were.
+    """
+    registry.register(name, target, replace=True)
+    try:
+        yield
+    finally:
+        with registry._lock:
+            registry._targets.pop(name, None)
+            registry._loaded.pop(name, None)
+
+
+@pytest.fixture(scope="module")
+def toy_plugins():
+    """`toy-clip` and `event-oracle` in this process, for one test module."""
+    from avbench.registry import backbones, models
+
+    with registered(backbones, toys.TOY_BACKBONE.name, toys.TOY_BACKBONE), registered(models, toys.EventOracle.name, toys.EventOracle):
+        yield
+
+
+@pytest.fixture(scope="session")
+def toy_suite(tmp_path_factory) -> Path:
+    return toys.write_toy_suite(tmp_path_factory.mktemp("toy-suite"))
+
+
+@pytest.fixture(scope="session")
+def fork_server(tmp_path_factory):
+    env = dict(os.environ)
+    env["AVBENCH_HOME"] = str(tmp_path_factory.mktemp("fork-home"))
+    env["AVBENCH_TEST_SLOW"] = "0.05"
+    server = ForkServer(env)
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def register_model():
+    """register_model(name, cls): like avbench.register_model, undone after the test."""
+    from avbench.registry import models
+
+    with_blocks = []
+
+    def add(name: str, cls) -> None:
+        block = registered(models, name, cls)
+        block.__enter__()
+        with_blocks.append(block)
+
+    yield add
+    for block in reversed(with_blocks):
+        block.__exit__(None, None, None)
