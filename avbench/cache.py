@@ -24,6 +24,8 @@ from typing import Any, Iterator
 import numpy as np
 from filelock import FileLock
 
+from .errors import AvbenchError
+
 log = logging.getLogger("avbench.cache")
 
 
@@ -147,7 +149,13 @@ class ArrayCache:
     def put(self, key: str, arrays: dict[str, np.ndarray]) -> None:
         buffer = io.BytesIO()
         np.savez(buffer, __checksum__=np.array(_checksum(arrays)), **arrays)
-        atomic_write(self.path(key), buffer.getvalue())
+        try:
+            atomic_write(self.path(key), buffer.getvalue())
+        except OSError as exc:
+            raise AvbenchError(
+                f"cannot write the feature cache file {self.path(key)} ({exc.strerror or exc}); every output and cache file "
+                "written before is kept: free the space (or pass another --cache-dir) and run the same command again"
+            ) from None
 
 
 def _checksum(arrays: dict[str, np.ndarray]) -> str:

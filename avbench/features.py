@@ -63,21 +63,27 @@ class Backbones:
         return backbones.get(name)
 
     def identity(self, name: str) -> dict:
-        """What enters cache keys: name, preprocessing and pinned weights hash."""
+        """What enters cache keys: name, preprocessing and pinned weights hash.
+
+        Asking for it marks the backbone as used by this run: features keyed by
+        the pinned hash were computed from the verified file, cached or not.
+        """
         from .weights import pinned_sha256
 
         spec = self.spec(name)
-        return {"name": spec.name, "preprocessing": spec.preprocessing, "weights": pinned_sha256(spec.weights) if spec.weights else None}
+        sha = pinned_sha256(spec.weights) if spec.weights else None
+        self.weights[name] = {"sha256": sha, "verified": True}
+        return {"name": spec.name, "preprocessing": spec.preprocessing, "weights": sha}
 
     def get(self, name: str):
         if name not in self._loaded:
-            from .registry import _import_target
+            from .registry import import_target
             from .weights import resolve
 
             spec = self.spec(name)
             path = resolve(spec.weights) if spec.weights else None
-            extractor = _import_target(spec.loader)(spec, path, self.device)
-            self.weights[name] = {"sha256": getattr(extractor, "weights_sha256", None), "verified": True}
+            extractor = import_target(spec.loader)(spec, path, self.device)
+            extractor.weights_sha256 = self.identity(name)["weights"]
             self._loaded[name] = extractor
         return self._loaded[name]
 

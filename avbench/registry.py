@@ -22,7 +22,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+\-]*$")
 _TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
 
-def _import_target(target: str) -> Any:
+def import_target(target: str) -> Any:
     module_name, _, attr = target.partition(":")
     obj = importlib.import_module(module_name)
     for part in attr.split("."):
@@ -78,7 +78,7 @@ class Registry(Generic[T]):
             target = self._targets[name]
             if isinstance(target, str):
                 try:
-                    obj = _import_target(target)
+                    obj = import_target(target)
                 except (ImportError, AttributeError) as exc:
                     raise RegistryError(f"{self.kind} {name!r} could not be loaded from {target!r}: {exc}") from exc
             elif hasattr(target, "load") and hasattr(target, "group"):  # an EntryPoint

@@ -242,7 +242,7 @@ def _ranks(long: pd.DataFrame) -> pd.Series:
     return ranks
 
 
-def _cells(long: pd.DataFrame) -> pd.DataFrame:
+def formatted_cells(long: pd.DataFrame) -> pd.DataFrame:
     """Text of each cell's number and half-interval, its rank and whether it skipped units."""
     out = long.copy()
     out["rank"] = _ranks(long)
@@ -285,7 +285,7 @@ def _md_escape(text: str) -> str:
 
 def to_markdown(long: pd.DataFrame, caption: str | None = None) -> str:
     """A pipe table: ↑/↓ per metric, best reproduced value in bold, failures counted."""
-    cells = _cells(long)
+    cells = formatted_cells(long)
     metrics = list(dict.fromkeys(cells["metric"]))
     reported = (cells["kind"] == "reported").any()
     header = ["model"] + (["kind", "source"] if reported else []) + ["n", "failed"]
@@ -316,7 +316,7 @@ def to_markdown(long: pd.DataFrame, caption: str | None = None) -> str:
 
 def to_latex(long: pd.DataFrame, caption: str | None = None, label: str | None = None) -> str:
     """A booktabs table: best in bold, second underlined, reported rows cited below a rule."""
-    cells = _cells(long)
+    cells = formatted_cells(long)
     metrics = list(dict.fromkeys(cells["metric"]))
     reported = (cells["kind"] == "reported").any()
     header = ["Model", "$n$", "Failed"]

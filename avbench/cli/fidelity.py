@@ -23,21 +23,10 @@ console = Console()
 _TOKENS = {"fid": ("backbone", "fd"), "kid": ("backbone", "kid"), "is": ("backbone", "is"), "clip-fid": ("clip", "fd")}
 
 
-def _device(name: str):
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(name)
-    except RuntimeError as exc:
-        raise AvbenchError(f"--device {name!r}: {exc}") from None
-
-
 def load_backbone(name: str, weights_file: Optional[Path], device) -> tuple[object, dict]:
     """Load backbone `name` with its pinned weights, or with `weights_file` (recorded as unverified)."""
     from .. import weights
-    from ..registry import _import_target, backbones
+    from ..registry import import_target, backbones
 
     spec = backbones.get(name)
     if weights_file is None:
@@ -50,7 +39,7 @@ def load_backbone(name: str, weights_file: Optional[Path], device) -> tuple[obje
         sha = weights.file_sha256(path)
         entry = weights.entry(spec.weights) if spec.weights else None
         verified = bool(entry and entry.pinned and entry.matches(sha))
-    extractor = _import_target(spec.loader)(spec, path, device)
+    extractor = import_target(spec.loader)(spec, path, device)
     extractor.weights_sha256 = sha
     info = {"preprocessing": spec.preprocessing, "weights": {"entry": spec.weights, "path": str(path), "sha256": sha, "verified": verified}}
     return extractor, info
@@ -85,7 +74,9 @@ def score_folders(
         plan.setdefault(target, [])
         if _TOKENS[token][1] not in plan[target]:
             plan[target].append(_TOKENS[token][1])
-    torch_device = _device(device)
+    from ..runner import pick_device
+
+    torch_device = pick_device(device)
     extractors, backbones = {}, {}
     for name in plan:
         override = weights_file if name == backbone else clip_weights_file

@@ -31,7 +31,7 @@ AGGREGATION = "mean over sources, then over mixtures; DAVIS averaged per batch"
 REFERENCE = "mir_eval.separation.bss_eval_sources (v3 sources)"
 _CHUNK_BYTES = 256 * 2**20  # working memory per chunk of mixtures
 _BLOCK_WIDTH = 16  # unknowns per Levinson block: fewer, larger steps cost less than many tiny ones
-_MAX_ROUNDING = 1e4  # (energy scale / residual) above which residuals are taken from spectra (~1e-8 dB at 1e-13 relative rounding)
+_MAX_ROUNDING = 1e4  # (terms / result) above which energies come from spectra: ~1e-8 dB at 1e-13 rounding
 
 
 def _as_batch(x, name: str) -> torch.Tensor:
@@ -205,7 +205,7 @@ def _quadratic_energies(rho, d, est_energy, on_all, on_own):
     mir_eval's time-domain residuals. Residuals are differences of energies,
     so their rounding grows as they shrink: `bound` says how much.
     """
-    n, s, _, length = rho.shape
+    s = rho.shape[1]
     t_all = _gram_times(rho, on_all)  # [N, S, S_est, L]
     t_own = _gram_times(rho, on_own.unsqueeze(1) * torch.eye(s, dtype=rho.dtype, device=rho.device)[:, :, None, None])
     # t_own[n, i', i, j]: T applied to the filter of estimate j on reference i alone
@@ -222,11 +222,12 @@ def _quadratic_energies(rho, d, est_energy, on_all, on_own):
                     projection=projection.unsqueeze(1), all_residual=(est_energy - projection).unsqueeze(1))
     terms_own = 2 * cross_own.abs().sum(-1) + quad_own.abs().sum(-1)
     terms_all = 2 * cross_all.abs().sum((1, 3)) + quad_all.abs().sum((1, 3))
-    ratios = [terms_own / target.abs(), terms_all / projection.abs(),
-              (est_energy.unsqueeze(1) + terms_own) / energies["own_residual"].abs(),
-              (est_energy + terms_all) / energies["all_residual"][:, 0].abs(),
-              (diff.abs() * (t_all.unsqueeze(2).abs() + t_own.abs())).sum((1, 4)) / interference.abs()]
-    return energies, torch.stack([r.flatten(1).amax(1) for r in ratios]).amax(0)
+    pairs = [(terms_own, target), (terms_all, projection),
+             (est_energy.unsqueeze(1) + terms_own, energies["own_residual"]),
+             (est_energy + terms_all, energies["all_residual"][:, 0]),
+             ((diff.abs() * (t_all.unsqueeze(2).abs() + t_own.abs())).sum((1, 4)), interference)]
+    ratios = [torch.where(terms == 0, 0.0, terms / value.abs()).flatten(1).amax(1) for terms, value in pairs]
+    return energies, torch.stack(ratios).amax(0)  # 0 where a value is exactly 0 from exactly 0 terms
 
 
 def _spectral_energies(ref_spec, est_spec, on_all, on_own, n_fft):
@@ -255,7 +256,7 @@ def _db(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
 
 def _chunk_scores(ref: torch.Tensor, est: torch.Tensor, filter_length: int):
     """sdr, sir [N, S_ref, S_est] and sar [N, 1, S_est] for every reference/estimate pair."""
-    n, s, t = ref.shape
+    t = ref.shape[-1]
     n_fft = scipy.fft.next_fast_len(t + filter_length - 1, real=True)
     ref_spec = torch.fft.rfft(ref, n_fft)
     est_spec = torch.fft.rfft(est, n_fft)
@@ -263,19 +264,20 @@ def _chunk_scores(ref: torch.Tensor, est: torch.Tensor, filter_length: int):
               for spec in (ref_spec, est_spec))  # lags 0..L-1 of the references' correlations with each signal
     on_all, on_own = _projection_filters(rho, d)
     energies, bound = _quadratic_energies(rho, d, est.square().sum(-1), on_all, on_own)
-    imprecise = torch.nonzero(~(bound < _MAX_ROUNDING)).flatten()
-    if len(imprecise):
-        exact = _spectral_energies(ref_spec[imprecise], est_spec[imprecise], on_all[imprecise], on_own[imprecise], n_fft)
+    rows = torch.nonzero(~(bound < _MAX_ROUNDING)).flatten()
+    if len(rows):
+        exact = _spectral_energies(ref_spec[rows], est_spec[rows], on_all[rows], on_own[rows], n_fft)
         for key, value in exact.items():
-            energies[key][imprecise] = value
+            energies[key][rows] = value
     e = energies
-    return _db(e["target"], e["own_residual"]), _db(e["target"], e["interference"]), _db(e["projection"], e["all_residual"])
+    return (_db(e["target"], e["own_residual"]), _db(e["target"], e["interference"]),
+            _db(e["projection"], e["all_residual"]))
 
 
 def _best_permutation(sir: torch.Tensor) -> torch.Tensor:
     """[N, S] estimate index per reference maximising mean SIR; first maximum in itertools order, as mir_eval."""
     s = sir.shape[-1]
-    perms = torch.tensor(list(itertools.permutations(range(s))), device=sir.device)  # [P, S]: estimate of each reference
+    perms = torch.tensor(list(itertools.permutations(range(s))), device=sir.device)  # [P, S]: estimate per reference
     mean_sir = sir[:, torch.arange(s, device=sir.device), perms].mean(-1)  # [N, P]
     best = np.argmax(mean_sir.cpu().numpy(), axis=1)
     return perms[torch.from_numpy(best).to(sir.device)]
@@ -354,7 +356,8 @@ class SeparationMetric(Metric):
                   "(reference or estimate) is skipped and counted, never averaged.")
         bss = "Estimate projected on the delayed references: target = projection on its own reference, "
         return [
-            MetricCard("SDR", bss + "SDR = 10 log10(|target|^2 / |estimate - target|^2) in dB." + common, True, REFERENCE),
+            MetricCard("SDR", bss + "SDR = 10 log10(|target|^2 / |estimate - target|^2) in dB." + common, True,
+                       REFERENCE),
             MetricCard("SIR", bss + "interference = projection on all references - target; "
                        "SIR = 10 log10(|target|^2 / |interference|^2) in dB." + common, True, REFERENCE),
             MetricCard("SAR", bss + "artifacts = estimate - projection on all references; "
@@ -362,7 +365,7 @@ class SeparationMetric(Metric):
             MetricCard("SI-SDR", "Zero-mean signals; target = (<e, s> / <s, s>) s; "
                        "SI-SDR = 10 log10(|target|^2 / |target - e|^2) in dB." + common, True,
                        "Le Roux et al., SDR - half-baked or well done? (ICASSP 2019)",
-                       notes="With permutation search, each estimate is scored against the reference BSS-Eval assigned it."),
+                       notes="With permutation search, an estimate is scored against the reference BSS-Eval gave it."),
         ]
 
     def compute(self, inputs: ScoringInputs, options: dict) -> list[MetricValue]:

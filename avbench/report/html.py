@@ -15,7 +15,7 @@ from importlib import resources
 
 import pandas as pd
 
-from ..tables import _cells
+from ..tables import formatted_cells
 from .runs import ItemView, RunView
 
 NOTE = ("Values: mean ± half-width of the 95% bootstrap interval over items, where one exists. "
@@ -53,7 +53,7 @@ def arrow(higher_is_better) -> str:
 
 def leaderboard(long: pd.DataFrame, run_pages: dict[int, str]) -> str:
     """The leaderboard of `tables.long_table` as an HTML table; reproduced rows link to their run page."""
-    cells = _cells(long)
+    cells = formatted_cells(long)
     metrics = list(dict.fromkeys(cells["metric"]))
     reported = bool((cells["kind"] == "reported").any())
     head = ["model"] + (["kind", "source"] if reported else []) + ["n", "failed"]

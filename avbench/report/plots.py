@@ -108,7 +108,7 @@ def per_class(runs: list[RunView], metric: ItemMetric) -> bytes:
     ax.set_yticks(positions + width * (len(runs) - 1) / 2, [plain(c) for c in classes])
     ax.invert_yaxis()
     ax.set_xlabel(plain(f"{metric.name} {'↑' if metric.higher_is_better else '↓'}, mean over the items of each class"))
-    ax.legend(fontsize=8, loc="best")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return _png(figure)
 
 

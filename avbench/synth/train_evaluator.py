@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import math
 import time
 from pathlib import Path
@@ -207,11 +208,30 @@ def _round_to_half(module: torch.nn.Module) -> None:
 
 
 def _save(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> str:
+    """Write a safetensors file whose bytes depend only on its content.
+
+    safetensors writes several metadata keys in no fixed order, so the
+    metadata travels as one canonical JSON string under a single key.
+    """
     from safetensors.torch import save_file
 
-    save_file({k: v.detach().contiguous() for k, v in tensors.items()}, str(path), metadata=metadata)
+    canonical = {"avbench": json.dumps(metadata, sort_keys=True, separators=(",", ":"))}
+    save_file({k: v.detach().contiguous() for k, v in tensors.items()}, str(path), metadata=canonical)
     path.chmod(0o644)  # shipped as package data
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def write_weights(out: Path, model, tower: AudioTower, steps: int, audio_steps: int) -> dict[str, str]:
+    """Both safetensors files (clip in float16) and SHA256SUMS; returns file name -> sha256."""
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {"trained_by": "avbench.synth.train_evaluator", "seed": str(SEED)}
+    clip_state = {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}
+    sums = {
+        CLIP_WEIGHTS_FILE: _save(clip_state, out / CLIP_WEIGHTS_FILE, {**meta, "open_clip_model": OPEN_CLIP_NAME, "steps": str(steps)}),
+        AUDIO_WEIGHTS_FILE: _save(tower.state_dict(), out / AUDIO_WEIGHTS_FILE, {**meta, "image_backbone": "clip-synth", "steps": str(audio_steps)}),
+    }
+    (out / "SHA256SUMS").write_text("".join(f"{digest}  {name}\n" for name, digest in sums.items()))
+    return sums
 
 
 @torch.inference_mode()
@@ -270,14 +290,7 @@ def main(argv: list[str] | None = None) -> None:
     finished = time.perf_counter()
 
     report = held_out_report(model, tokens, tower, world)
-    args.out.mkdir(parents=True, exist_ok=True)
-    meta = {"format": "pt", "trained_by": "avbench.synth.train_evaluator", "seed": str(SEED)}
-    clip_state = {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}
-    sums = {
-        CLIP_WEIGHTS_FILE: _save(clip_state, args.out / CLIP_WEIGHTS_FILE, {**meta, "open_clip_model": OPEN_CLIP_NAME, "steps": str(args.steps)}),
-        AUDIO_WEIGHTS_FILE: _save(tower.state_dict(), args.out / AUDIO_WEIGHTS_FILE, {**meta, "image_backbone": "clip-synth", "steps": str(args.audio_steps)}),
-    }
-    (args.out / "SHA256SUMS").write_text("".join(f"{digest}  {name}\n" for name, digest in sums.items()))
+    sums = write_weights(args.out, model, tower, args.steps, args.audio_steps)
     _log(f"clip stage {clip_done - started:.0f} s, audio stage {finished - clip_done:.0f} s, total {finished - started:.0f} s")
     _log("held-out: " + ", ".join(f"{k} {v:.3f}" for k, v in report.items()))
     for name, digest in sums.items():

@@ -206,9 +206,13 @@ class BigGANGenerator(nn.Module):
             blocks.append(nn.ModuleList(stage))
         self.blocks = nn.ModuleList(blocks)
         self.output_layer = nn.Sequential(OutputBN(outs[-1] * config.ch, config.bn_eps), nn.ReLU(), layers.conv(outs[-1] * config.ch, 3))
+
+    def init_orthogonal(self) -> "BigGANGenerator":
+        """BigGAN's weight initialisation, for training (slow at paper scale, so never done on load)."""
         for module in self.modules():
             if isinstance(module, (nn.Conv2d, nn.Linear)):
                 nn.init.orthogonal_(module.weight)
+        return self
 
     def forward(self, z: torch.Tensor, feature: torch.Tensor) -> torch.Tensor:
         y = self.shared_feat(feature)

@@ -62,12 +62,12 @@ def read_metadata(path: Path) -> dict[str, str]:
     """A safetensors file's metadata ({} for other files or none)."""
     if Path(path).suffix != ".safetensors":
         return {}
-    from safetensors import SafetensorsError, safe_open
+    from safetensors import SafetensorError, safe_open
 
     try:
         with safe_open(str(path), framework="pt") as handle:
             return dict(handle.metadata() or {})
-    except (SafetensorsError, OSError, ValueError) as exc:
+    except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"checkpoint {path} is not a valid safetensors file ({exc})") from None
 
 

@@ -85,7 +85,7 @@ def train_generator(data: WorldData, encoder: ImageEncoder, gen_config: Generato
     images = torch.cat([data.objects, data.scenes])
     with torch.no_grad():
         features = torch.cat([instance_feature(encoder, to_unit_range(chunk)) for chunk in images.split(256)])
-    generator = BigGANGenerator(gen_config).to(memory_format=torch.channels_last)
+    generator = BigGANGenerator(gen_config).init_orthogonal().to(memory_format=torch.channels_last)
     posterior = Posterior(generator.dim_z, config.encoder_widths)
     params = list(generator.parameters()) + list(posterior.parameters())
     optimiser, schedule = adam(params, config.lr, config.generator_steps)

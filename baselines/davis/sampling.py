@@ -9,6 +9,10 @@ on its item's seed, never on batch composition or device.
   DDIM sampling with `steps` steps and stochasticity `eta` (DAVIS: 15, 1.0).
 * `Flow`: conditional flow matching with sigma_min = 1e-4, velocity target plus
   a reconstruction term, L1 (DAVIS-Flow); Euler sampling (DAVIS-Flow: 2 steps).
+  With `predicts="target"` the network outputs the clean target and the
+  velocity of the straight path follows from it; the loss is then DAVIS-Flow's
+  reconstruction term alone. The synthetic-world model uses this form: its
+  denoiser need not carry the input noise through to its output.
 """
 
 from __future__ import annotations
@@ -80,22 +84,34 @@ class Diffusion:
 class Flow:
     steps: int = 2
     sigma_min: float = 1e-4
+    predicts: str = "velocity"  # or "target"
 
-    def loss(self, velocity: Denoiser, target: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def loss(self, network: Denoiser, target: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         b = target.shape[0]
         t = torch.rand((b, 1, 1, 1), generator=generator).to(target.device)
         x0 = torch.randn(target.shape, generator=generator).to(target.device)
         keep = 1 - self.sigma_min
         noisy = t * target + (1 - keep * t) * x0
-        predicted = velocity(noisy, 1000.0 * t.view(b))
+        predicted = network(noisy, 1000.0 * t.view(b))
+        if self.predicts == "target":
+            return (predicted - target).abs().mean()
         return (predicted - (target - keep * x0)).abs().mean() + (predicted + keep * x0 - target).abs().mean()
 
+    def velocity(self, output: torch.Tensor, x: torch.Tensor, t: float) -> torch.Tensor:
+        """The straight path's velocity at (x, t), from the network's output."""
+        if self.predicts == "velocity":
+            return output
+        keep = 1 - self.sigma_min
+        start = (x - t * output) / (1 - keep * t)
+        return output - keep * start
+
     @torch.no_grad()
-    def sample(self, velocity: Denoiser, shape: Sequence[int], generators: Sequence[torch.Generator], device: torch.device) -> torch.Tensor:
+    def sample(self, network: Denoiser, shape: Sequence[int], generators: Sequence[torch.Generator], device: torch.device) -> torch.Tensor:
         x = row_noise(shape, generators, device)
         grid = torch.linspace(0.0, 1.0, self.steps + 1).tolist()
         for now, nxt in zip(grid[:-1], grid[1:]):
-            x = x + (nxt - now) * velocity(x, torch.full((x.shape[0],), 1000.0 * now, device=device))
+            output = network(x, torch.full((x.shape[0],), 1000.0 * now, device=device))
+            x = x + (nxt - now) * self.velocity(output, x, now)
         return x
 
 

@@ -28,6 +28,8 @@ class DavisConfig:
     net: NetConfig | TcnConfig  # the paper's U-Net, or the synthetic world's denoiser
     objective: str  # "diffusion" (DDIM) or "flow" (Euler)
     steps: int
+    predicts: str = "velocity"  # flow only: "velocity" (DAVIS-Flow) or "target"
+    clamp_output: bool = False  # DAVIS reads |estimate|; the synthetic model clamps to the data's [0, 1]
     eta: float = 1.0  # DDIM only
     silence_mask: bool = False
     visual: str = "clip"  # "clip" (ClipFrameNet) or "cue-cnn" (CueEncoder)
@@ -53,6 +55,8 @@ SYNTH = DavisConfig(
     net=TcnConfig(bins=128, width=128, visual_dim=64),
     objective="flow",
     steps=4,
+    predicts="target",
+    clamp_output=True,
     visual="cue-cnn",
 )
 
@@ -81,7 +85,10 @@ class DavisSeparator(nn.Module):
     def set_steps(self, steps: int) -> None:
         self.config = self.config.with_steps(steps)
         cfg = self.config
-        self.process = Diffusion(steps=cfg.steps, eta=cfg.eta) if cfg.objective == "diffusion" else Flow(steps=cfg.steps)
+        if cfg.objective == "diffusion":
+            self.process = Diffusion(steps=cfg.steps, eta=cfg.eta)
+        else:
+            self.process = Flow(steps=cfg.steps, predicts=cfg.predicts)
 
     def denoiser(self, mixture: torch.Tensor, visual: torch.Tensor):
         return lambda x, t: self.net(x, t, mixture, visual)
@@ -106,6 +113,8 @@ class DavisSeparator(nn.Module):
         mixture_rows = compressed[index]
         row_generators = [generators[b] for b in rows]
         estimate = self.process.sample(self.denoiser(mixture_rows, visual), mixture_rows.shape[1:], row_generators, device)
+        if self.config.clamp_output:
+            estimate = estimate.clamp(0.0, 1.0)
         if self.config.silence_mask:
             estimate = silence_masked(estimate, mixture_rows)
         waves = self.spectral.synthesise(self.spectral.expand(estimate), mixture_spec[index], mixtures.shape[1])

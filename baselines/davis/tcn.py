@@ -4,7 +4,9 @@ A 2-D U-Net with few channels runs far below a CPU's matrix throughput; the
 same spectrogram read as [2K channels, N frames] turns every layer into a
 dense matrix product, about ten times faster per training step here. It keeps
 DAVIS's interface: noisy target and mixture in, time step and visual embedding
-as FiLM conditioning, one compressed spectrogram out.
+as FiLM conditioning, one compressed spectrogram out. Its output is added to
+the mixture's spectrogram (the output layer starts at zero), so training starts
+from the mixture-as-estimate and learns what to remove.
 """
 
 from __future__ import annotations
@@ -56,10 +58,12 @@ class FrequencyChannelNet(nn.Module):
         self.blocks = nn.ModuleList(FilmBlock(config.width, cond, config.kernel, d) for d in config.dilations)
         self.out_norm = nn.GroupNorm(8, config.width)
         self.out = nn.Conv1d(config.width, config.bins, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
 
     def forward(self, noisy: torch.Tensor, t: torch.Tensor, mixture: torch.Tensor, visual: torch.Tensor) -> torch.Tensor:
         cond = F.silu(self.time_mlp(t) + self.visual_proj(visual))
         h = self.inp(torch.cat([noisy, mixture], dim=1).flatten(1, 2))
         for block in self.blocks:
             h = block(h, cond)
-        return self.out(F.silu(self.out_norm(h))).unsqueeze(1)
+        return mixture + self.out(F.silu(self.out_norm(h))).unsqueeze(1)

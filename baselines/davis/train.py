@@ -114,15 +114,15 @@ def train(steps: int, mixtures_per_step: int, per_class: int, lr: float, seed: i
     out.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous() for k, v in separator.state_dict().items()}
     facts = {"steps": steps, "mixtures_per_step": mixtures_per_step, "per_class": per_class, "lr": lr, "seed": seed}
-    config = {"spec": asdict(SYNTH.spec), "net": asdict(SYNTH.net), "objective": SYNTH.objective, "steps": SYNTH.steps}
+    config = {"spec": asdict(SYNTH.spec), "net": asdict(SYNTH.net), "objective": SYNTH.objective, "steps": SYNTH.steps, "predicts": SYNTH.predicts, "clamp_output": SYNTH.clamp_output}
     save_file(state, str(out), metadata={"trained_by": "python -m baselines.davis.train", "training": json.dumps(facts), "config": json.dumps(config)})
     return {**facts, "train_seconds": round(train_seconds, 1), "check_mixture_si_sdr": mixture_si_sdr, "check_si_sdr": estimate_si_sdr}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=600)
-    parser.add_argument("--mixtures", type=int, default=4, help="mixtures per step (two rows each)")
+    parser.add_argument("--steps", type=int, default=1200)
+    parser.add_argument("--mixtures", type=int, default=6, help="mixtures per step (two rows each)")
     parser.add_argument("--per-class", type=int, default=150, help="training clips rendered per class")
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--seed", type=int, default=0)

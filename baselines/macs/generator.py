@@ -1,5 +1,8 @@
 """The synthetic-world stand-in for MACS's Stable Diffusion UNet: a small 64x64 generator.
 
+It draws at 32x32 and upsamples bilinearly to 64x64 (the world's objects are
+flat-coloured shapes, and the last doubling would cost as much as all the rest).
+
 It keeps MACS's conditioning idea: M audio tokens (from `SlotMLP`) enter through
 decoupled cross-attention beside a set of learned "text" tokens, the analogue
 of SD's empty-prompt tokens. A latent z, drawn from the item's own seed, picks
@@ -25,12 +28,9 @@ class GeneratorConfig:
     token_dim: int = 128
     z_dim: int = 32
     text_tokens: int = 4
-    widths: tuple[int, ...] = (96, 64, 32, 16)  # at 8, 16, 32, 64 pixels
+    widths: tuple[int, ...] = (64, 48, 32)  # at 8, 16, 32 pixels
     heads: int = 4
-
-    @property
-    def image_size(self) -> int:
-        return 8 * 2 ** (len(self.widths) - 1)
+    image_size: int = 64
 
 
 def conv_block(c_in: int, c_out: int) -> nn.Sequential:
@@ -62,7 +62,8 @@ class SlotImageGenerator(nn.Module):
         h = self.attn1(h, text, audio_tokens)
         for up in self.ups:
             h = up(F.interpolate(h, scale_factor=2, mode="nearest"))
-        return torch.tanh(self.to_rgb(h))
+        size = self.config.image_size
+        return torch.tanh(F.interpolate(self.to_rgb(h), size=(size, size), mode="bilinear", align_corners=False))
 
 
 def best_of_k_loss(generator: SlotImageGenerator, tokens: torch.Tensor, targets: torch.Tensor, k: int, gen: torch.Generator) -> torch.Tensor:

@@ -112,8 +112,8 @@ def _attn_width(unet, name: str) -> int:
     return list(reversed(widths))[block] if name.startswith("up_blocks") else widths[block]
 
 
-def build_unet(sd_folder: Path, unet_file: Path):
-    """SD v1.4's UNet with decoupled processors on every cross-attention, then MACS's `{D}_unet.pt`."""
+def adapted_unet(sd_folder: Path):
+    """SD's UNet (config from `sd_folder/unet`) with a decoupled processor on every cross-attention."""
     from diffusers import UNet2DConditionModel
     from diffusers.models.attention_processor import AttnProcessor2_0
 
@@ -125,6 +125,12 @@ def build_unet(sd_folder: Path, unet_file: Path):
         else:
             processors[name] = AttnProcessor2_0()
     unet.set_attn_processor(processors)
+    return unet
+
+
+def build_unet(sd_folder: Path, unet_file: Path):
+    """The adapted UNet with MACS's `{Dataset}_unet.pt` (the full state dict, adapter projections included)."""
+    unet = adapted_unet(sd_folder)
     expected = set(unet.state_dict())
     unet.load_state_dict(map_keys(load_state_dict(unet_file), lambda k: k, expected, f"macs UNet {unet_file}"), strict=True)
     return unet.eval()

@@ -26,7 +26,7 @@ from .separator import MaskSeparator, SeparatorConfig
 
 @dataclass(frozen=True)
 class SynthConfig:
-    separator: SeparatorConfig = field(default_factory=lambda: SeparatorConfig(slots=4, sample_rate=16000, seconds=2.0, width=8))
+    separator: SeparatorConfig = field(default_factory=lambda: SeparatorConfig(slots=4, sample_rate=16000, seconds=2.0, width=4))
     mlp_hidden: int = 256
     generator: GeneratorConfig = field(default_factory=lambda: GeneratorConfig(token_dim=EMBED_DIM))
 

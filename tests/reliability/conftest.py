@@ -14,20 +14,22 @@ from fork_server import ForkServer
 HERE = Path(__file__).parent
 
 
+def forget(registry, name: str) -> None:
+    """Undo a registration. The registries have no public way to forget a name; popping it
+    keeps the test files that run later seeing the registries as they were."""
+    with registry._lock:
+        registry._targets.pop(name, None)
+        registry._loaded.pop(name, None)
+
+
 @contextmanager
 def registered(registry, name: str, target):
-    """Register `name` for the duration of a block, then forget it again.
-
-    The registries have no public way to forget a name; popping it keeps the
-    test files that run later seeing the registries as they were.
-    """
+    """`name` is registered for the duration of a block."""
     registry.register(name, target, replace=True)
     try:
         yield
     finally:
-        with registry._lock:
-            registry._targets.pop(name, None)
-            registry._loaded.pop(name, None)
+        forget(registry, name)
 
 
 @pytest.fixture(scope="module")
@@ -56,16 +58,16 @@ def fork_server(tmp_path_factory):
 
 @pytest.fixture
 def register_model():
-    """register_model(name, cls): like avbench.register_model, undone after the test."""
+    """register_model(name, cls): avbench.register_model, undone after the test."""
+    import avbench
     from avbench.registry import models
 
-    with_blocks = []
+    names = []
 
     def add(name: str, cls) -> None:
-        block = registered(models, name, cls)
-        block.__enter__()
-        with_blocks.append(block)
+        avbench.register_model(name, cls, replace=True)
+        names.append(name)
 
     yield add
-    for block in reversed(with_blocks):
-        block.__exit__(None, None, None)
+    for name in names:
+        forget(models, name)

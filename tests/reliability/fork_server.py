@@ -8,8 +8,9 @@ itself at a chosen step (see toys.arm). Children of one request run at the same
 time, which is how concurrent runs are tested.
 
 Protocol: one JSON list of jobs per stdin line; one JSON list of results per
-stdout line. A job is {"args", "log", "events"?, "kill_at"?, "kill_after"?};
-a result is {"exit" (negative: killed by that signal), "events", "seconds"}.
+stdout line. A job is {"args", "log", "events"?, "kill_on"?, "rendezvous"?, "kill_after"?};
+a result is {"exit" (negative: killed by that signal), "events", "seconds"}:
+`events` is the child's step log (see toys.event).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from pathlib import Path
 @dataclass
 class Result:
     exit: int
-    events: int
+    events: str
     seconds: float
     log: str
 
@@ -75,7 +76,7 @@ def _child(job: dict) -> None:
         if job.get("events"):
             import toys
 
-            toys.arm(Path(job["events"]), job.get("kill_at"))
+            toys.arm(Path(job["events"]), job.get("kill_on"), job.get("rendezvous"))
         from avbench.cli import main
 
         sys.argv = ["avbench", *job["args"]]
@@ -136,7 +137,7 @@ def serve() -> None:
         answers = []
         for job, pid in zip(jobs, pids):
             code = _wait(pid, job.get("kill_after"))
-            events = Path(job["events"]).stat().st_size if job.get("events") and Path(job["events"]).exists() else 0
+            events = Path(job["events"]).read_text() if job.get("events") and Path(job["events"]).exists() else ""
             answers.append({"exit": code, "events": events, "seconds": time.monotonic() - started})
         reply.write(json.dumps(answers) + "\n")
         reply.flush()

@@ -1,58 +1,37 @@
 """Ten SIGKILLs at seeded random points of one run, then a resume: the same record, no damaged file.
 
-Half the kills come from outside after a random delay (wherever the run is:
-generating, extracting features, scoring, writing); half from inside at a
-random step: a model call, a feature batch, or either side of an os.replace,
-i.e. just before or just after a file or marker lands.
+Five kills come from inside, at a random step of each phase in turn: a model
+call, an output landing, a feature batch, a cache file landing, the record
+landing (each file kill falls just before or just after its os.replace). Five
+come from outside after a random delay, wherever the run then is. Every kill
+is followed by a check that what is on disk is whole, and the last resume must
+produce the uninterrupted run's record.
 """
 
 from __future__ import annotations
 
+import itertools
 import random
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from avbench.record import load_record
 from integrity import assert_complete, assert_intact
+from runs import Variant, clip_synth_ready, run_args, variants, without_weights
 
 KILLS = 10
-MAX_ATTEMPTS = 40
+MAX_ATTEMPTS = 30
+PHASE_ORDER = "moecw"  # model calls, outputs, feature batches, cache files, run files (see toys.event)
 
 
-@dataclass
-class Variant:
-    suite: str
-    tasks: list[str]
-    extra: tuple[str, ...] = ()
-    limit: int = 8
-    batch_size: int = 2
-
-
-def _clip_synth_ready() -> bool:
-    from avbench.synth.evaluator import CLIP_WEIGHTS_FILE, WEIGHTS_DIR
-
-    return (WEIGHTS_DIR / CLIP_WEIGHTS_FILE).is_file()
-
-
-def variants(toy_suite: Path) -> dict[str, Variant]:
-    return {
-        "synth-sep": Variant("synth-sep", ["separate_audio"]),
-        "toy-mixed2": Variant(str(toy_suite), ["generate", "generate_per_source"]),
-        "synth-mixed2": Variant("synth-mixed2", ["generate", "generate_per_source"], ("--allow-small-n",)),
-    }
-
-
-def without_weights(record) -> dict:
-    return {k: v for k, v in record.comparable().items() if k != "weights"}
-
-
-def run_args(variant: Variant, out: Path, cache: Path) -> list[str]:
-    return [
-        "run", "--model", "event-oracle", "--suite", variant.suite, "--limit", str(variant.limit),
-        "--batch-size", str(variant.batch_size), "--workers", "0", "--out", str(out), "--cache-dir", str(cache), *variant.extra,
-    ]
+def phase(run_dir: Path, cache_dir: Path, variant: Variant, cache_files: int) -> str:
+    """Where a kill landed: outputs incomplete, feature cache incomplete, or scoring and writing."""
+    if len(list(run_dir.glob("outputs/*/*.done.json"))) < variant.limit * len(variant.tasks):
+        return "generation"
+    if len(list(cache_dir.rglob("*.npz"))) < cache_files:
+        return "features"
+    return "scoring"
 
 
 @pytest.mark.timeout(900)
@@ -61,12 +40,12 @@ def run_args(variant: Variant, out: Path, cache: Path) -> list[str]:
     [
         "synth-sep",
         "toy-mixed2",
-        pytest.param("synth-mixed2", marks=pytest.mark.skipif(not _clip_synth_ready(), reason="clip-synth weights not trained yet")),
+        pytest.param("synth-mixed2", marks=pytest.mark.skipif(not clip_synth_ready(), reason="clip-synth weights not trained yet")),
     ],
 )
 def test_ten_sigkills_then_resume_equal_an_uninterrupted_run(name, fork_server, toy_suite, tmp_path):
     variant = variants(toy_suite)[name]
-    counter = iter(range(10**6))
+    counter = itertools.count()
 
     def job(out: Path, cache: Path, **kill) -> dict:
         step = next(counter)
@@ -74,23 +53,37 @@ def test_ten_sigkills_then_resume_equal_an_uninterrupted_run(name, fork_server, 
 
     (clean,) = fork_server.run(job(tmp_path / "clean", tmp_path / "clean-cache"))
     assert clean.exit == 0, clean.log
+    clean_cache_files = len(list((tmp_path / "clean-cache").rglob("*.npz")))
 
     rng = random.Random(1234)
-    steps, seconds = clean.events, clean.seconds  # the extent of the work still to do, refined as attempts finish
+    in_clean = {kind: clean.events.count(kind) for kind in PHASE_ORDER}
+    plan = [kind for kind in PHASE_ORDER if in_clean[kind]]
+    plan += ["w"] * (KILLS // 2 - len(plan))  # suites without features: more kills while the record lands
+    done = dict.fromkeys(PHASE_ORDER, 0)  # steps of each kind that killed attempts already made
+    rescoring_seconds = clean.seconds
     killed_dir, killed_cache = tmp_path / "killed", tmp_path / "killed-cache"
-    kills = attempts = 0
-    while kills < KILLS and attempts < MAX_ATTEMPTS:
-        attempts += 1
-        kill = {"kill_at": rng.randint(1, steps)} if attempts % 2 else {"kill_after": rng.uniform(0, seconds)}
+    phases = []
+    for attempt in range(MAX_ATTEMPTS):
+        if len(phases) == KILLS:
+            break
+        if attempt < len(plan):
+            kind = plan[attempt]
+            kill = {"kill_on": [kind, rng.randint(1, max(1, in_clean[kind] - done[kind]))]}
+        else:
+            kill = {"kill_after": rng.uniform(0, rescoring_seconds)}
         (result,) = fork_server.run(job(killed_dir, killed_cache, **kill))
         assert result.exit == 0 or result.killed, result.log
         if result.killed:
-            kills += 1
-            import sys; print("KILL", kill, len(list(killed_dir.glob("outputs/*/*.done.json"))), len(list(killed_cache.rglob("*.npz"))), (killed_dir/"record.json").exists(), result.events, file=sys.stderr)
+            phases.append(phase(killed_dir, killed_cache, variant, clean_cache_files))
+            for kind in done:
+                done[kind] += result.events.count(kind)
         else:
-            steps, seconds = result.events, result.seconds
+            assert attempt >= len(plan), f"planned kill {kill} did not happen"
+            rescoring_seconds = result.seconds
         assert_intact(killed_dir, killed_cache)
-    assert kills == KILLS
+    assert len(phases) == KILLS
+    assert phases[: len(plan)] == sorted(phases[: len(plan)], key=["generation", "features", "scoring"].index)
+    assert {"generation", "scoring"} <= set(phases) and ("features" in phases) == bool(clean_cache_files), phases
 
     (final,) = fork_server.run(job(killed_dir, killed_cache))
     assert final.exit == 0, final.log

@@ -5,9 +5,11 @@ are pooled to a 4x4 colour grid, prompts hash to fixed random vectors. The
 `toy-mixed2` suite is synth-mixed2's manifest scored with it. Everything here
 is registered through avbench's public registries, as a third-party plugin would be.
 
-`event()` marks one step of a run (a model call, a feature batch, each side of
-every `os.replace`). With `arm()`, the process SIGKILLs itself at a chosen step,
-so a kill can land exactly between writing a temporary file and renaming it.
+`event(kind)` marks one step of a run: a model call (m), a feature batch (e), and
+each side of every `os.replace` of an output (o), a cache file (c) or anything
+else: run.json, items.csv, record.json (w). With `arm()`, the process SIGKILLs
+itself at the k-th step of a kind, so a kill can land exactly between writing a
+temporary file and renaming it.
 """
 
 from __future__ import annotations
@@ -37,29 +39,45 @@ TOY_BACKBONE = BackboneSpec(
 )
 SUITE_OPTIONS = {"backbone": "toy-clip"}
 
-_events = {"fd": None, "count": 0, "kill_at": None}
+KINDS = "meocw"
+_events = {"fd": None, "counts": {}, "kill_on": None, "rendezvous": None}
 SLOW_SECONDS = float(os.environ.get("AVBENCH_TEST_SLOW", "0"))
 
 
-def event() -> None:
+def event(kind: str) -> None:
     """One step of a run; SIGKILLs this process at the armed step."""
     if _events["fd"] is None:
         return
-    _events["count"] += 1
-    os.write(_events["fd"], b".")
-    if _events["count"] == _events["kill_at"]:
+    count = _events["counts"][kind] = _events["counts"].get(kind, 0) + 1
+    os.write(_events["fd"], kind.encode())
+    if kind == "m" and count == 1 and _events["rendezvous"]:
+        _meet(*_events["rendezvous"])
+    if _events["kill_on"] == [kind, count]:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def arm(events_file: Path, kill_at: int | None) -> None:
-    """Count steps into `events_file` (one byte each); die at step `kill_at`."""
-    _events.update(fd=os.open(events_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND), count=0, kill_at=kill_at)
+def _meet(folder: str, parties: int) -> None:
+    """Wait until `parties` processes have reached their first model call."""
+    Path(folder, str(os.getpid())).touch()
+    deadline = time.monotonic() + 120
+    while len(os.listdir(folder)) < parties and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def arm(events_file: Path, kill_on: list | None = None, rendezvous: list | None = None) -> None:
+    """Log steps into `events_file`, one letter each; die at step `kill_on` = [kind, k].
+
+    With `rendezvous` = [folder, n], the first model call waits for n processes to reach theirs.
+    """
+    _events.update(fd=os.open(events_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND), counts={}, kill_on=kill_on, rendezvous=rendezvous)
     real_replace = os.replace
 
     def replace(src, dst, **kwargs):
-        event()
+        name = str(dst)
+        kind = "o" if f"{os.sep}outputs{os.sep}" in name else "c" if name.endswith(".npz") else "w"
+        event(kind)
         real_replace(src, dst, **kwargs)
-        event()
+        event(kind)
 
     os.replace = replace
 
@@ -76,7 +94,7 @@ class ToyClip:
         self.device = torch.device(device)
 
     def encode_images(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        event()
+        event("e")
         pooled = torch.nn.functional.adaptive_avg_pool2d(images.float() / 255.0, 4)
         return {"embedding": pooled.flatten(1)}
 
@@ -95,7 +113,7 @@ class EventOracle(OracleModel):
     name = "event-oracle"
 
     def _step(self) -> None:
-        event()
+        event("m")
         if SLOW_SECONDS:
             time.sleep(SLOW_SECONDS)
 

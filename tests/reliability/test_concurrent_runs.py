@@ -1,0 +1,36 @@
+"""Two processes run the same model and suite into the same --out and --cache-dir at once.
+
+Both wait for each other at their first model call, so both have found every
+item still to do and generate, score and write the same files side by side.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from avbench.record import load_record
+from integrity import assert_complete
+from runs import run_args, variants, without_weights
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("name", ["synth-sep", "toy-mixed2"])
+def test_two_processes_on_one_run_directory_agree_with_one(name, fork_server, toy_suite, tmp_path):
+    variant = variants(toy_suite)[name]
+    shared, cache, meeting = tmp_path / "shared", tmp_path / "cache", tmp_path / "meeting"
+    meeting.mkdir()
+    first, second = fork_server.run(
+        *({"args": run_args(variant, shared, cache), "log": tmp_path / f"{who}.log", "events": tmp_path / f"{who}.events",
+           "rendezvous": [str(meeting), 2]} for who in ("first", "second"))
+    )
+    assert first.exit == 0, first.log
+    assert second.exit == 0, second.log
+    (alone,) = fork_server.run({"args": run_args(variant, tmp_path / "alone", tmp_path / "alone-cache"), "log": tmp_path / "alone.log"})
+    assert alone.exit == 0, alone.log
+
+    assert without_weights(load_record(shared)) == without_weights(load_record(tmp_path / "alone"))
+    assert (shared / "items.csv").read_bytes() == (tmp_path / "alone" / "items.csv").read_bytes()
+    assert_complete(shared, cache, variant.tasks, variant.limit)
+    assert "corrupt" not in first.log + second.log
+    calls = variant.limit // variant.batch_size * len(variant.tasks)
+    assert first.events.count("m") == second.events.count("m") == calls  # each did the whole run

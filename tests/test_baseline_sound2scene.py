@@ -1,0 +1,218 @@
+"""Sound2Scene adapter: front-end, official checkpoint layout, safe loading, shipped synth weights."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from scipy import signal
+
+from avbench.checkpoints import file_sha256
+from avbench.data.suite import load_suite
+from avbench.errors import CheckpointError
+from avbench.models.base import Batch
+from avbench.synth.world import CLASSES, World
+from baselines.common.audio_resnet import PAPER_AUDIO_RESNET, AudioResNet
+from baselines.common.biggan import BigGANGenerator, GeneratorConfig
+from baselines.common.spectrogram import PAPER_SPECTROGRAM, LogSpectrogram
+from baselines.common.synth_scale import SYNTH_SPECTROGRAM
+from baselines.sound2scene import model as s2s
+
+# The official layout at a width small enough for a test (IC-GAN res128 has G_ch 96).
+TINY_ICGAN = GeneratorConfig(resolution=128, ch=8, dim_z=120, shared_dim_feat=512, attention=(64,))
+
+
+def _biggan_training_config(config: GeneratorConfig) -> dict:
+    """What BigGAN stores under state_dict_best*.pth['config'] (the fields the loader reads, plus noise)."""
+    return {
+        "experiment_name": "icgan_biggan_imagenet_res128", "resolution": config.resolution, "G_ch": config.ch,
+        "dim_z": config.dim_z, "hier": True, "G_attn": "_".join(str(a) for a in config.attention) or "0",
+        "shared_dim": 128, "shared_dim_feat": config.shared_dim_feat, "G_shared": True, "G_shared_feat": True,
+        "instance_cond": True, "class_cond": False, "G_param": "SN", "z_var": 1.0, "batch_size": 64,
+    }
+
+
+def _randomise_buffers(module: torch.nn.Module, seed: int) -> None:
+    """Give running statistics, power-iteration vectors and attention gains non-default values."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, tensor in module.state_dict().items():
+            if name.endswith(("running_mean", "stored_mean", "u0")):
+                tensor.copy_(torch.randn(tensor.shape, generator=gen) * 0.1)
+            elif name.endswith(("running_var", "stored_var")):
+                tensor.copy_(torch.rand(tensor.shape, generator=gen) + 0.5)
+            elif name.endswith("gamma"):
+                tensor.fill_(0.5)
+
+
+def _save(state: dict, path, fmt: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "safetensors":
+        from safetensors.torch import save_file
+
+        save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+    else:
+        torch.save(state, path)
+
+
+@pytest.fixture(scope="module")
+def official(tmp_path_factory):
+    """README-style `checkpoints/` folders in both formats, built once: (folders by format, audio state, generator state)."""
+    torch.manual_seed(0)
+    audio = AudioResNet(PAPER_AUDIO_RESNET)
+    _randomise_buffers(audio, 1)
+    generator = BigGANGenerator(TINY_ICGAN)
+    _randomise_buffers(generator, 2)
+    audio_state = {f"audnet.{k}": v for k, v in audio.state_dict().items()}
+    generator_state = {**generator.state_dict(), "shared.weight": torch.randn(1000, 128)}
+    folders = {}
+    for fmt in ("pth", "safetensors"):
+        folder = tmp_path_factory.mktemp(fmt) / "checkpoints"
+        icgan = folder / "icgan_biggan_imagenet_res128"
+        _save(audio_state, folder / f"sound2scene.{fmt}", fmt)
+        _save(generator_state, icgan / f"G_ema_best1.{fmt}", fmt)
+        # IC-GAN keeps the lower best_FID: best1 here. best0 has no G_ema file, so choosing it would fail.
+        torch.save({"best_FID": 25.0, "itr": 1, "config": _biggan_training_config(GeneratorConfig())}, icgan / "state_dict_best0.pth")
+        torch.save({"best_FID": 11.5, "itr": 2, "config": _biggan_training_config(TINY_ICGAN)}, icgan / "state_dict_best1.pth")
+        folders[fmt] = folder
+    return folders, audio_state, generator_state
+
+
+def _copy(official, tmp_path):
+    """A private copy of the .pth folder, for tests that break a file."""
+    return shutil.copytree(official[0]["pth"], tmp_path / "checkpoints")
+
+
+def _batch(audio: torch.Tensor, seeds: list[int]) -> Batch:
+    return Batch(item_ids=[f"i{k}" for k in range(len(seeds))], audio=audio, sample_rate=16000, seeds=seeds, num_sources=[1] * len(seeds))
+
+
+def test_spectrogram_matches_scipy_recipe():
+    rng = np.random.default_rng(3)
+    wave = rng.standard_normal(37_000) * 0.4
+    for config in (PAPER_SPECTROGRAM, SYNTH_SPECTROGRAM):
+        tiled = np.clip(np.tile(wave, 10)[: config.clip_samples], -1.0, 1.0)
+        _, _, power = signal.spectrogram(tiled, config.sample_rate, nperseg=config.nperseg, noverlap=config.noverlap)
+        logpsd = np.log(power + 1e-7)
+        expected = (logpsd - logpsd.mean()) / (logpsd.std() + 1e-9)
+        actual = LogSpectrogram(config)(torch.from_numpy(wave).float()[None])[0, 0].numpy()
+        assert actual.shape == (config.bins, config.frames)
+        np.testing.assert_allclose(actual, expected, atol=2e-4)
+    assert (PAPER_SPECTROGRAM.bins, PAPER_SPECTROGRAM.frames) == (257, 1004)
+
+
+@pytest.mark.parametrize("fmt", ["pth", "safetensors"])
+def test_official_files_load_and_match_direct_modules(official, fmt):
+    folders, audio_state, generator_state = official
+    folder = folders[fmt]
+    model = s2s.Sound2Scene.from_checkpoint(folder)
+    audio = torch.from_numpy(np.random.default_rng(5).standard_normal((2, 16000)).astype(np.float32) * 0.3)
+    batch = _batch(audio, [11, 12])
+    images = model.generate(batch)
+
+    direct_audio = AudioResNet(PAPER_AUDIO_RESNET).eval()
+    direct_audio.load_state_dict({k[len("audnet."):]: v for k, v in audio_state.items()})
+    direct_generator = BigGANGenerator(TINY_ICGAN).eval()
+    direct_generator.load_state_dict({k: v for k, v in generator_state.items() if k != "shared.weight"})
+    with torch.no_grad():
+        embedding = F.normalize(direct_audio(LogSpectrogram(PAPER_SPECTROGRAM)(audio))[0], dim=1)
+        z = torch.stack([torch.randn(TINY_ICGAN.dim_z, generator=batch.generator(i)) for i in range(2)])
+        expected = direct_generator(z, embedding)
+    expected_uint8 = ((expected.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    assert all(image.shape == (128, 128, 3) and image.dtype == np.uint8 for image in images)
+    np.testing.assert_array_equal(np.stack(images), expected_uint8)
+    assert float(expected.std()) > 0.01  # a real image, not a constant
+    assert model.describe()["files"] == {f"sound2scene.{fmt}": file_sha256(folder / f"sound2scene.{fmt}"),
+                                         f"G_ema_best1.{fmt}": file_sha256(folder / "icgan_biggan_imagenet_res128" / f"G_ema_best1.{fmt}")}
+
+
+def test_missing_and_unexpected_keys_are_named(official, tmp_path):
+    folder = _copy(official, tmp_path)
+    broken = dict(official[1])
+    del broken["audnet.layer3.1.bn2.running_var"]
+    broken["audnet.extra.weight"] = torch.zeros(1)
+    torch.save(broken, folder / "sound2scene.pth")
+    with pytest.raises(CheckpointError) as info:
+        s2s.Sound2Scene.from_checkpoint(folder)
+    assert "audnet.layer3.1.bn2.running_var" in str(info.value)
+    assert "audnet.extra.weight" in str(info.value)
+
+
+def test_generator_key_mismatch_is_named(official, tmp_path):
+    folder = _copy(official, tmp_path)
+    broken = {k: v for k, v in official[2].items() if k != "blocks.3.1.gamma"}
+    torch.save(broken, folder / "icgan_biggan_imagenet_res128" / "G_ema_best1.pth")
+    with pytest.raises(CheckpointError, match=r"blocks\.3\.1\.gamma"):
+        s2s.Sound2Scene.from_checkpoint(folder)
+
+
+class _Payload:
+    """Unpickling this runs code: it writes `marker`."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (exec, (f"open({self.marker!r}, 'w').write('ran')",))
+
+
+def test_untrusted_pickle_is_refused_before_running(official, tmp_path):
+    folder = _copy(official, tmp_path)
+    control = tmp_path / "control-marker"
+    torch.save({"audnet.conv1.weight": _Payload(control)}, tmp_path / "control.pth")
+    torch.load(tmp_path / "control.pth", weights_only=False)
+    assert control.exists()  # the payload is live when unpickled naively
+
+    marker = tmp_path / "marker"
+    torch.save({**official[1], "audnet.conv1.weight": _Payload(marker)}, folder / "sound2scene.pth")
+    with pytest.raises(CheckpointError, match="refused"):
+        s2s.Sound2Scene.from_checkpoint(folder)
+    assert not marker.exists()
+
+
+def test_single_audio_file_and_real_suite_without_checkpoint_explain(official):
+    with pytest.raises(CheckpointError, match="sound2scene.pth"):
+        s2s.Sound2Scene.from_checkpoint(official[0]["pth"] / "sound2scene.pth")
+    with pytest.raises(CheckpointError, match="icgan_biggan_imagenet_res128"):
+        s2s.Sound2Scene.from_checkpoint(None, suite=load_suite("vggsound-single"))
+
+
+def test_paper_configuration_layout():
+    net = s2s.Sound2SceneNet(s2s.PAPER)
+    state = net.state_dict()
+    assert state["audnet.fc.weight"].shape == (2048, 512)
+    assert state["audnet.conv1.weight"].shape == (64, 1, 7, 7)
+    assert state["generator.shared_feat.weight"].shape == (512, 2048)
+    assert state["generator.linear.weight"].shape == (16 * 96 * 16, 20)  # hierarchical z: 120 = 6 chunks of 20
+    assert state["generator.blocks.3.1.theta.weight"].shape == (24, 192, 1, 1)  # attention at 64x64
+    assert state["generator.output_layer.2.weight"].shape == (3, 96, 3, 3)
+    assert {k.split(".")[1] for k in state if k.startswith("audnet.")} == {"conv1", "bn1", "layer1", "layer2", "layer3", "layer4", "fc"}
+
+
+def _world_audio(count: int) -> torch.Tensor:
+    world = World()
+    return torch.from_numpy(np.stack([world.source_audio(CLASSES[k], 5_000_000 + k) for k in range(count)]))
+
+
+def test_shipped_synth_weights_are_pinned_and_default(tmp_path, monkeypatch):
+    assert file_sha256(s2s.SYNTH_WEIGHTS) == s2s.SYNTH_WEIGHTS_SHA256
+    assert s2s.SYNTH_WEIGHTS.stat().st_size <= 10 * 2**20
+    model = s2s.Sound2Scene.from_checkpoint(None, suite=load_suite("synth-single"))
+    audio = _world_audio(3)
+    together = model.generate(_batch(audio, [1, 2, 3]))
+    alone = model.generate(_batch(audio[2:], [3]))
+    assert all(image.shape == (64, 64, 3) and image.dtype == np.uint8 for image in together)
+    np.testing.assert_array_equal(together[2], alone[0])  # an item's image does not depend on its batch
+    assert not np.array_equal(together[0], together[1])
+
+    tampered = tmp_path / s2s.SYNTH_WEIGHTS.name
+    shutil.copy(s2s.SYNTH_WEIGHTS, tampered)
+    with open(tampered, "r+b") as handle:
+        handle.seek(-1, 2)
+        handle.write(b"\x00" if handle.read(1) != b"\x00" else b"\x01")
+    monkeypatch.setattr(s2s, "SYNTH_WEIGHTS", tampered)
+    with pytest.raises(CheckpointError, match="sha256"):
+        s2s.Sound2Scene.from_checkpoint(None, suite=load_suite("synth-single"))
