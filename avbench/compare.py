@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -22,8 +21,6 @@ from .record import Record
 
 ALPHA = 0.05
 RESAMPLES = 1000
-ITEM_COLUMNS = ("item", "task", "status", "reason")
-ITEM_STATUSES = {"ok", "failed", "missing"}
 FAILED = "failed items"  # the gate's row for failed generations; tolerance key "failed"
 REGRESSIONS = {"regressed", "significant drop", "lost", "missing"}
 
@@ -67,34 +64,6 @@ class Comparison:
             ],
             columns=["metric", "base", "cand", "delta", "direction", "tolerance", "p_value", "n_paired", "verdict"],
         )
-
-
-def load_items(run: str | Path) -> pd.DataFrame | None:
-    """The per-item table beside a record (run directory or record.json path); None if there is none."""
-    run = Path(run)
-    path = (run if run.is_dir() else run.parent) / "items.csv"
-    if not path.is_file():
-        return None
-    try:
-        items = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise RecordError(f"{path}: cannot read per-item table ({exc})") from None
-    absent = [c for c in ITEM_COLUMNS if c not in items.columns]
-    if absent:
-        raise RecordError(f"{path}: missing column(s) {absent}")
-    bad = items[~items["status"].isin(ITEM_STATUSES)]
-    if len(bad):
-        raise RecordError(f"{path}: item {bad['item'].iloc[0]} has status {bad['status'].iloc[0]!r}; "
-                          f"expected one of {sorted(ITEM_STATUSES)}")
-    twice = items[items.duplicated(["item", "task"])]
-    if len(twice):
-        raise RecordError(f"{path}: item {twice['item'].iloc[0]} ({twice['task'].iloc[0]}) appears twice")
-    for column in items.columns.difference(ITEM_COLUMNS):
-        try:
-            items[column] = pd.to_numeric(items[column].replace("", np.nan), errors="raise").astype(float)
-        except (ValueError, TypeError):
-            raise RecordError(f"{path}: column {column!r} holds a value that is not a number") from None
-    return items
 
 
 def drop_p_value(base: np.ndarray, cand: np.ndarray, higher_is_better: bool,

@@ -16,9 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
 from .errors import RecordError
 
 SCHEMA_VERSION = 1
+ITEM_COLUMNS = ("item", "task", "status", "reason")  # then one column per per-item metric
+ITEM_STATUSES = {"ok", "failed", "missing"}
 VOLATILE_FIELDS = ("created", "timings", "calls", "environment")
 
 
@@ -242,3 +247,31 @@ def json_schema() -> dict[str, Any]:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["properties"]["schema_version"] = {"const": SCHEMA_VERSION}
     return schema
+
+
+def load_items(run: str | Path) -> pd.DataFrame | None:
+    """The per-item table beside a record (run directory or record.json path); None if there is none."""
+    run = Path(run)
+    path = (run if run.is_dir() else run.parent) / "items.csv"
+    if not path.is_file():
+        return None
+    try:
+        items = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise RecordError(f"{path}: cannot read per-item table ({exc})") from None
+    absent = [c for c in ITEM_COLUMNS if c not in items.columns]
+    if absent:
+        raise RecordError(f"{path}: missing column(s) {absent}")
+    bad = items[~items["status"].isin(ITEM_STATUSES)]
+    if len(bad):
+        raise RecordError(f"{path}: item {bad['item'].iloc[0]} has status {bad['status'].iloc[0]!r}; "
+                          f"expected one of {sorted(ITEM_STATUSES)}")
+    twice = items[items.duplicated(["item", "task"])]
+    if len(twice):
+        raise RecordError(f"{path}: item {twice['item'].iloc[0]} ({twice['task'].iloc[0]}) appears twice")
+    for column in items.columns.difference(ITEM_COLUMNS):
+        try:
+            items[column] = pd.to_numeric(items[column].replace("", np.nan), errors="raise").astype(float)
+        except (ValueError, TypeError):
+            raise RecordError(f"{path}: column {column!r} holds a value that is not a number") from None
+    return items

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 from scipy.stats import norm
 
-from avbench.compare import compare, drop_p_value, format_comparison, load_items
+from avbench.compare import compare, drop_p_value, format_comparison
+from avbench.record import load_items
 from avbench.errors import RecordError
 from avbench.record import Counts, MetricEntry, ModelInfo, Record, SuiteInfo
 

@@ -120,8 +120,8 @@ def compare(
     strict: bool = typer.Option(False, help="Also fail on a significant paired-bootstrap drop (p < 0.05)."),
 ) -> None:
     """Regression gate: exit 1 if CANDIDATE regresses, 2 if the records are not comparable."""
-    from ..compare import compare as compare_records, format_comparison, load_items
-    from ..record import load_record
+    from ..compare import compare as compare_records, format_comparison
+    from ..record import load_items, load_record
 
     tolerances = {}
     for spec in tolerance:

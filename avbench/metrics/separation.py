@@ -254,19 +254,40 @@ def _db(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
     return torch.where(den == 0, torch.inf, 10 * torch.log10(num / den))
 
 
+def _correlations(ref: torch.Tensor, est: torch.Tensor, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """rho[n, i, j, l] = sum_t s_i[t] s_j[t + l] and d[n, i, v, l] = sum_t s_i[t] e_v[t + l], l < L.
+
+    The FFTs may be shorter than T + L - 1 (a power of two is twice as fast):
+    the circular correlation then also sums the products that wrap around,
+    s_i near its end with z near its start, which are few and taken off.
+    """
+    t = ref.shape[-1]
+    n = 1 << (t - 1).bit_length()
+    if n < 2 * length or n > scipy.fft.next_fast_len(t + length - 1, real=True):
+        n = scipy.fft.next_fast_len(t + length - 1, real=True)
+    wrapped = t + length - 1 - n  # lags L - wrapped .. L - 1 gather wrapped products
+    ref_spec = torch.fft.rfft(ref, n)
+    tail = torch.fft.rfft(ref[..., t - wrapped:], 2 * wrapped).unsqueeze(2) if wrapped > 0 else None
+    out = []
+    for z, z_spec in ((ref, ref_spec), (est, torch.fft.rfft(est, n))):
+        corr = torch.fft.irfft(ref_spec.conj().unsqueeze(2) * z_spec.unsqueeze(1), n)[..., :length].clone()
+        if tail is not None:
+            head = torch.fft.rfft(z[..., :wrapped], 2 * wrapped).conj().unsqueeze(1)
+            corr[..., length - wrapped:] -= torch.fft.irfft(head * tail, 2 * wrapped)[..., :wrapped].flip(-1)
+        out.append(corr)
+    return out[0], out[1]
+
+
 def _chunk_scores(ref: torch.Tensor, est: torch.Tensor, filter_length: int):
     """sdr, sir [N, S_ref, S_est] and sar [N, 1, S_est] for every reference/estimate pair."""
-    t = ref.shape[-1]
-    n_fft = scipy.fft.next_fast_len(t + filter_length - 1, real=True)
-    ref_spec = torch.fft.rfft(ref, n_fft)
-    est_spec = torch.fft.rfft(est, n_fft)
-    rho, d = (torch.fft.irfft(ref_spec.conj().unsqueeze(2) * spec.unsqueeze(1), n_fft)[..., :filter_length].clone()
-              for spec in (ref_spec, est_spec))  # lags 0..L-1 of the references' correlations with each signal
+    rho, d = _correlations(ref, est, filter_length)
     on_all, on_own = _projection_filters(rho, d)
     energies, bound = _quadratic_energies(rho, d, est.square().sum(-1), on_all, on_own)
     rows = torch.nonzero(~(bound < _MAX_ROUNDING)).flatten()
     if len(rows):
-        exact = _spectral_energies(ref_spec[rows], est_spec[rows], on_all[rows], on_own[rows], n_fft)
+        n_fft = scipy.fft.next_fast_len(ref.shape[-1] + filter_length - 1, real=True)  # no wrap-around
+        spectra = torch.fft.rfft(ref[rows], n_fft), torch.fft.rfft(est[rows], n_fft)
+        exact = _spectral_energies(*spectra, on_all[rows], on_own[rows], n_fft)
         for key, value in exact.items():
             energies[key][rows] = value
     e = energies

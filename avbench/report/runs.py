@@ -13,14 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
-import pandas as pd
 
 from ..data.manifest import Item
 from ..data.suite import Suite, load_suite
 from ..errors import AvbenchError, RecordError
-from ..record import Record, load_record
+from ..record import Record, load_items, load_record
 
-FIXED_COLUMNS = ("item", "task", "status", "reason")
 
 
 @dataclass
@@ -81,20 +79,6 @@ def find_suite(name: str, suites: Mapping[str, Suite]) -> Suite:
                           "pass its spec file with --suite-spec") from None
 
 
-def read_items_table(path: Path) -> pd.DataFrame:
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise RecordError(f"{path}: cannot read the per-item table ({exc})") from None
-    absent = [c for c in FIXED_COLUMNS if c not in table.columns]
-    if absent:
-        raise RecordError(f"{path}: missing column(s) {absent}")
-    for column in table.columns:
-        if column not in FIXED_COLUMNS:
-            table[column] = pd.to_numeric(table[column].replace("", math.nan), errors="coerce")
-    return table
-
-
 def item_metrics(record: Record, columns) -> list[ItemMetric]:
     """The record's metrics that have a per-item column, first occurrence wins."""
     chosen: dict[str, ItemMetric] = {}
@@ -127,7 +111,9 @@ def load_run(path: Path, suites: Mapping[str, Suite]) -> RunView:
     if suite.manifest_sha256 != record.suite.manifest_sha256:
         raise RecordError(f"{folder}: the run used manifest {record.suite.manifest_sha256[:12]} of {suite.name!r}, "
                           f"but this avbench's suite has manifest {suite.manifest_sha256[:12]}")
-    table = read_items_table(folder / "items.csv")
+    table = load_items(folder)
+    if table is None:
+        raise RecordError(f"{folder}: no items.csv beside the record")
     metrics = item_metrics(record, table.columns)
     manifest = {item.id: (order, item) for order, item in enumerate(suite.items)}
     views: dict[str, ItemView] = {}

@@ -130,7 +130,7 @@ class ConditionalBN(nn.Module):
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         out = F.batch_norm(x, self.stored_mean, self.stored_var, None, None, self.training, 0.1, self.eps)
-        return out * (1 + self.gain(y))[:, :, None, None] + self.bias(y)[:, :, None, None]
+        return torch.addcmul(self.bias(y)[:, :, None, None], out, (1 + self.gain(y))[:, :, None, None])
 
 
 class OutputBN(nn.Module):
@@ -160,7 +160,7 @@ class GBlock(nn.Module):
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         h = F.interpolate(F.relu(self.bn1(x, y)), scale_factor=2)
         h = self.conv2(F.relu(self.bn2(self.conv1(h), y)))
-        return h + self.conv_sc(F.interpolate(x, scale_factor=2))
+        return h + F.interpolate(self.conv_sc(x), scale_factor=2)  # a 1x1 conv commutes with nearest up-sampling
 
 
 class Attention(nn.Module):

@@ -144,11 +144,11 @@ def train_generator(model: SynthMACS, embeddings, pixels, steps: int, batch: int
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--per-class", type=int, default=120, help="training clips rendered per class")
-    parser.add_argument("--separator-steps", type=int, default=150)
+    parser.add_argument("--per-class", type=int, default=100, help="training clips rendered per class")
+    parser.add_argument("--separator-steps", type=int, default=100)
     parser.add_argument("--separator-batch", type=int, default=4)
-    parser.add_argument("--pairs", type=int, default=1500, help="(audio, image) pairs for the generator")
-    parser.add_argument("--generator-steps", type=int, default=800)
+    parser.add_argument("--pairs", type=int, default=900, help="(audio, image) pairs for the generator")
+    parser.add_argument("--generator-steps", type=int, default=500)
     parser.add_argument("--generator-batch", type=int, default=16)
     parser.add_argument("--k", type=int, default=3, help="latents per target in the best-of-k loss")
     parser.add_argument("--seed", type=int, default=0)

@@ -29,10 +29,6 @@ def variants(toy_suite: Path) -> dict[str, Variant]:
     }
 
 
-def without_weights(record) -> dict:
-    return {k: v for k, v in record.comparable().items() if k != "weights"}
-
-
 def run_args(variant: Variant, out: Path, cache: Path) -> list[str]:
     return [
         "run", "--model", "event-oracle", "--suite", variant.suite, "--limit", str(variant.limit),

@@ -11,7 +11,6 @@ import pytest
 import avbench
 from avbench.record import load_record
 from integrity import assert_complete
-from runs import without_weights
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.usefixtures("toy_plugins")]
 LIMIT = 6
@@ -75,11 +74,10 @@ def test_damaged_files_are_reported_recomputed_and_change_nothing(png_damage, np
     assert_complete(tmp_path / "run", tmp_path / "cache", TASKS, LIMIT)
 
 
-@pytest.mark.xfail(strict=True, reason="Backbones.weights is filled only when a backbone loads, so a run answered from "
-                   "the feature cache records no weights; fix proposed for avbench/features.py")
-def test_a_run_answered_from_the_cache_records_the_same_weights(clean, toy_suite, tmp_path):
+def test_a_run_answered_from_the_cache_records_the_same_record(clean, toy_suite, tmp_path):
+    """Including `weights`: the backbone is never loaded, yet the record names the weights behind the features."""
     record, root = clean
     warm = avbench.evaluate("oracle", str(toy_suite), out=tmp_path / "run", cache_dir=root / "cache", limit=LIMIT, batch_size=4, workers=0)
-    assert warm.calls["feature_passes"] == 0
-    assert without_weights(warm) == without_weights(record)
-    assert warm.weights == record.weights
+    assert warm.calls["feature_passes"] == 0 and warm.calls["feature_cache_hits"] > 0
+    assert warm.weights == record.weights == {"toy-clip": {"sha256": None, "verified": True}}
+    assert warm.comparable() == record.comparable()

@@ -18,7 +18,7 @@ import pytest
 
 from avbench.record import load_record
 from integrity import assert_complete, assert_intact
-from runs import Variant, clip_synth_ready, run_args, variants, without_weights
+from runs import Variant, clip_synth_ready, run_args, variants
 
 KILLS = 10
 MAX_ATTEMPTS = 30
@@ -88,7 +88,7 @@ def test_ten_sigkills_then_resume_equal_an_uninterrupted_run(name, fork_server, 
     (final,) = fork_server.run(job(killed_dir, killed_cache))
     assert final.exit == 0, final.log
     resumed, reference = load_record(killed_dir), load_record(tmp_path / "clean")
-    assert without_weights(resumed) == without_weights(reference)  # `weights`: see test_warm_cache.py
+    assert resumed.comparable() == reference.comparable()
     assert resumed.n.effective == variant.limit and resumed.n.failed == 0
     assert (killed_dir / "items.csv").read_bytes() == (tmp_path / "clean" / "items.csv").read_bytes()
     assert_complete(killed_dir, killed_cache, variant.tasks, variant.limit)
