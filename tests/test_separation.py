@@ -152,6 +152,8 @@ def test_si_sdr_closed_forms():
     rng = np.random.default_rng(9)
     ref = rng.standard_normal((2, 4000))
     assert (si_sdr(ref, 0.37 * ref) > 200).all()
+    perfect = si_sdr(ref, ref)
+    assert np.isfinite(perfect).all() and (perfect > 250).all()  # eps keeps a perfect estimate finite
     noise = rng.standard_normal((2, 4000))
     centred = ref - ref.mean(-1, keepdims=True)
     noise -= noise.mean(-1, keepdims=True)

@@ -29,7 +29,7 @@ SILENCE_THRESHOLD = 1e-5  # DAVIS: a source with sum|x| <= this makes its mixtur
 DEFAULT_FILTER_LENGTH = 512
 AGGREGATION = "mean over sources, then over mixtures; DAVIS averaged per batch"
 REFERENCE = "mir_eval.separation.bss_eval_sources (v3 sources)"
-_CHUNK_BYTES = 256 * 2**20  # working memory per chunk of mixtures
+_CHUNK_BYTES = 256 * 2**20  # working memory of the chunks scored at once (one per worker)
 _BLOCK_WIDTH = 16  # unknowns per Levinson block: fewer, larger steps cost less than many tiny ones
 _MAX_ROUNDING = 1e4  # (terms / result) above which energies come from spectra: ~1e-8 dB at 1e-13 rounding
 
@@ -320,7 +320,7 @@ def _bss_eval(ref: torch.Tensor, est: torch.Tensor, filter_length: int, permutat
     valid = torch.nonzero(~_silent(ref, est)).flatten().cpu()
     n_fft = scipy.fft.next_fast_len(t + filter_length - 1, real=True)
     with _single_threaded_ops(ref.device) as workers:
-        fits = max(1, _CHUNK_BYTES // (workers * 16 * n_fft * (4 * s * s + 4 * s)))
+        fits = max(1, _CHUNK_BYTES // (workers * 16 * n_fft * s * (s + 1)))  # spectra, products, correlations
         chunks = valid.split(max(1, min(fits, -(-len(valid) // workers))))
         with concurrent.futures.ThreadPoolExecutor(workers) as pool:
             scores = pool.map(lambda rows: _score_rows(ref[rows], est[rows], filter_length, permutation), chunks)
@@ -349,8 +349,10 @@ def si_sdr(reference, estimate) -> np.ndarray:
     """Scale-invariant SDR in dB, float64 [S] or [B, S] (Le Roux et al., 2019).
 
     With s and e made zero-mean, the target is a*s with a = <e, s> / <s, s>;
-    SI-SDR = 10 log10(|a s|^2 / |a s - e|^2). Rescaling the estimate does not
-    change it. Mixtures with a silent source (sum|x| <= 1e-5) are NaN.
+    SI-SDR = 10 log10((|a s|^2 + eps) / (|a s - e|^2 + eps)) with eps the float64
+    machine epsilon, so a perfect estimate scores a large finite value (as in
+    torchmetrics) instead of infinity. Rescaling the estimate does not change
+    it. Mixtures with a silent source (sum|x| <= 1e-5) are NaN.
     """
     ref, est, single = _pair(reference, estimate)
     silent = _silent(ref, est)
@@ -358,7 +360,8 @@ def si_sdr(reference, estimate) -> np.ndarray:
     est = est - est.mean(-1, keepdim=True)
     scale = (est * ref).sum(-1, keepdim=True) / ref.square().sum(-1, keepdim=True)
     target = scale * ref
-    value = _db(target.square().sum(-1), (target - est).square().sum(-1))
+    eps = torch.finfo(torch.float64).eps
+    value = _db(target.square().sum(-1) + eps, (target - est).square().sum(-1) + eps)
     value[silent] = torch.nan
     result = value.cpu().numpy()
     return result[0] if single else result

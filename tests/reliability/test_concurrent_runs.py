@@ -6,6 +6,9 @@ item still to do and generate, score and write the same files side by side.
 
 from __future__ import annotations
 
+import os
+import subprocess
+
 import pytest
 
 from avbench.record import load_record
@@ -34,3 +37,22 @@ def test_two_processes_on_one_run_directory_agree_with_one(name, fork_server, to
     assert "corrupt" not in first.log + second.log
     calls = variant.limit // variant.batch_size * len(variant.tasks)
     assert first.events.count("m") == second.events.count("m") == calls  # each did the whole run
+
+
+def test_only_temporaries_of_dead_writers_on_this_host_are_swept(tmp_path):
+    """What makes sweeping safe beside a live writer: its temporary file is left alone."""
+    from avbench.cache import _HOST, atomic_write
+
+    finished = subprocess.Popen(["true"])
+    finished.wait()
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    dead = folder / f".record.json.{_HOST}-{finished.pid}.abcd1234.tmp"
+    alive = folder / f".record.json.{_HOST}-{os.getppid()}.abcd1234.tmp"
+    other_host = "0" * 8 if _HOST != "0" * 8 else "1" * 8
+    elsewhere = folder / f".record.json.{other_host}-{finished.pid}.abcd1234.tmp"
+    unrelated = folder / ".notes.tmp"
+    for path in (dead, alive, elsewhere, unrelated):
+        path.write_bytes(b"partial")
+    atomic_write(folder / "record.json", b"whole")
+    assert sorted(p.name for p in folder.iterdir()) == sorted(["record.json", alive.name, elsewhere.name, unrelated.name])
