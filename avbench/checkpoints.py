@@ -35,12 +35,12 @@ def load_state_dict(path: str | Path, expected_sha256: str | None = None) -> dic
         if actual != expected_sha256:
             raise CheckpointError(f"checkpoint {path} has sha256 {actual}, expected {expected_sha256}; the file is corrupt or was replaced")
     if path.suffix == ".safetensors":
-        from safetensors import SafetensorsError
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         try:
             return load_file(str(path))
-        except (SafetensorsError, OSError, ValueError) as exc:
+        except (SafetensorError, OSError, ValueError) as exc:
             raise CheckpointError(f"checkpoint {path} is not a valid safetensors file ({exc})") from None
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)

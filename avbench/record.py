@@ -180,7 +180,10 @@ def _build(cls: Any, value: Any, where: str) -> Any:
     if cls is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise RecordError(f"{where}: expected a number")
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:
+            raise RecordError(f"{where}: number too large") from None
     if cls is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise RecordError(f"{where}: expected an integer")
@@ -211,7 +214,7 @@ def load_record(path: str | Path) -> Record:
         path = path / "record.json"
     try:
         obj = json.loads(path.read_text("utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # ValueError: bad UTF-8 or JSON, or a number past Python's int-from-string limit
         raise RecordError(f"{path}: cannot read record ({exc})") from None
     return from_dict(obj, str(path))
 

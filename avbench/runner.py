@@ -98,6 +98,14 @@ def call_with_timeout(function, argument, seconds: float):
     return result["value"]
 
 
+def cannot_write(what: str, exc: OSError) -> AvbenchError:
+    """A failed write (full disk, lost permission) as one clear error; nothing written before is lost."""
+    return AvbenchError(
+        f"cannot write {what} ({exc.strerror or exc}); every item written before is kept: "
+        "free the space and run the same command again to resume"
+    )
+
+
 def item_seed(run_seed: int, item_seed: int) -> int:
     """Per-item seed, independent of batch size and order."""
     return int(stable_hash([run_seed, item_seed])[:8], 16)
@@ -164,7 +172,10 @@ class Run:
             if key != self.key:
                 raise AvbenchError(f"{self.dir} holds a run of another configuration; choose another --out or remove it")
             return
-        atomic_write_text(marker, json.dumps({"run_key": self.key, "model": self.model.name, "suite": self.suite.name}, indent=2))
+        try:
+            atomic_write_text(marker, json.dumps({"run_key": self.key, "model": self.model.name, "suite": self.suite.name}, indent=2))
+        except OSError as exc:
+            raise cannot_write(str(marker), exc) from None
 
     def _batch(self, ready: list[ReadyItem]) -> Batch:
         audio = np.stack([r.mixture for r in ready])
@@ -220,16 +231,16 @@ class Run:
             try:
                 self.store.write(task, one.item.id, files)
             except OSError as exc:
-                raise AvbenchError(
-                    f"cannot write the outputs of item {one.item.id} to {self.store.root} ({exc.strerror or exc}); "
-                    "every item written before is kept: free the space and run the same command again to resume"
-                ) from None
+                raise cannot_write(f"the outputs of item {one.item.id} to {self.store.root}", exc) from None
 
     def _fail(self, task: str, item_id: str, reason: str) -> None:
         if self.options.on_error == "stop":
             raise AvbenchError(f"item {item_id} failed ({task}): {reason}; rerun with --on-error skip to go on past failures")
         log.warning("item %s failed (%s): %s", item_id, task, reason)
-        self.store.write_failure(task, item_id, reason)
+        try:
+            self.store.write_failure(task, item_id, reason)
+        except OSError as exc:
+            raise cannot_write(f"the failure of item {item_id} to {self.store.root}", exc) from None
 
     def generate(self) -> None:
         """Load each pending item once, then run every task it still needs."""
@@ -290,9 +301,12 @@ class Run:
         record = self._record(entries, failures, features)
         if not self.world.is_main:
             return record
-        with locked(self.dir / "record.json"):
-            atomic_write_text(self.dir / "items.csv", items_table(rows).to_csv(index=False))
-            atomic_write_text(self.dir / "record.json", dumps(record), durable=True)
+        try:
+            with locked(self.dir / "record.json"):
+                atomic_write_text(self.dir / "items.csv", items_table(rows).to_csv(index=False))
+                atomic_write_text(self.dir / "record.json", dumps(record), durable=True)
+        except OSError as exc:
+            raise cannot_write(f"the record and items.csv to {self.dir}", exc) from None
         return record
 
     def _record(self, entries, failures, features: FeatureStore) -> Record:

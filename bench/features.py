@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import logging
 import shutil
 import sys
 import tempfile
@@ -76,7 +77,11 @@ def random_clip_file(folder: Path) -> Path:
     import open_clip
 
     path = folder / "vit-b-32-random.pt"
-    torch.save(open_clip.create_model("ViT-B-32-quickgelu").state_dict(), path)
+    logging.disable(logging.WARNING)  # open_clip warns that it built the model without pretrained weights: wanted here
+    try:
+        torch.save(open_clip.create_model("ViT-B-32-quickgelu").state_dict(), path)
+    finally:
+        logging.disable(logging.NOTSET)
     return path
 
 

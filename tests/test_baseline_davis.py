@@ -195,19 +195,18 @@ def test_outputs_depend_on_the_item_seed_only():
     items = [(("dog barking", 1), ("siren wailing", 2)), (("rain falling", 3), ("bird chirping", 4)), (("drum beating", 5), ("wind blowing", 6))]
     together = model.separate_audio(_batch(items, [11, 12, 13], world))
     alone = model.separate_audio(_batch(items[1:2], [12], world))[0]
-    np.testing.assert_array_equal(together[1], alone)
+    np.testing.assert_allclose(together[1], alone, atol=1e-5)  # batched float arithmetic only, no shared noise
     assert together[0].shape == (2, 32000) and together[0].dtype == np.float32
     other_seed = model.separate_audio(_batch(items[1:2], [99], world))[0]
-    assert not np.array_equal(other_seed, alone)
+    assert np.abs(other_seed - alone).max() > 1e-3
 
 
 @pytest.mark.timeout(900)
 def test_davis_beats_the_mixture_on_synth_sep(tmp_path):
     import avbench
-    from avbench.data.suite import load_suite
 
-    model = DAVIS.from_checkpoint(None, suite=load_suite("synth-sep"))
-    davis = avbench.evaluate(model, "synth-sep", out=tmp_path / "davis", cache_dir=tmp_path / "cache")
+    avbench.register_model("davis", "baselines.davis.model:DAVIS", replace=True)  # as the entry point will
+    davis = avbench.evaluate("davis", "synth-sep", out=tmp_path / "davis", cache_dir=tmp_path / "cache")
     mixture = avbench.evaluate("mixture", "synth-sep", out=tmp_path / "mixture", cache_dir=tmp_path / "cache")
     ours, base = davis.metric("SDR[bss-v3]"), mixture.metric("SDR[bss-v3]")
     assert ours.ci_low > base.ci_high, (ours, base)

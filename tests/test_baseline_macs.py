@@ -206,5 +206,6 @@ def test_images_depend_on_the_item_seed_only():
     together = model.generate(_batch(clips, [11, 12, 13]))
     alone = model.generate(_batch(clips[1:2], [12]))[0]
     assert together[1].dtype == np.uint8 and together[1].shape == (64, 64, 3)
-    np.testing.assert_array_equal(together[1], alone)
-    assert not np.array_equal(model.generate(_batch(clips[1:2], [99]))[0], alone)
+    # batched float arithmetic may move a pixel by one grey level; the latent is the item's own
+    assert np.abs(together[1].astype(int) - alone.astype(int)).max() <= 1
+    assert np.abs(model.generate(_batch(clips[1:2], [99]))[0].astype(int) - alone.astype(int)).max() > 10

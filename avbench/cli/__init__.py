@@ -20,8 +20,9 @@ from ..errors import AvbenchError
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Benchmark sound-to-image and visually guided separation models.")
 list_app = typer.Typer(no_args_is_help=True, help="List registered models, suites, metrics and backbones.")
 app.add_typer(list_app, name="list")
-console = Console()
-err_console = Console(stderr=True)
+# Piped output (CI logs, files) gets a wide table instead of rich's 80-column default.
+console = Console(width=None if sys.stdout.isatty() else 120)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
 
 
 def _add_subcommands() -> None:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -111,7 +111,7 @@ class _Fields:
         value = self._get(key, False)
         if value is None:
             return default
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not abs(value) <= sys.float_info.max:  # not isfinite(): a huge int overflows it
             raise ManifestError(f"{self.where}: field '{key}' must be a finite number")
         if minimum is not None and value < minimum:
             raise ManifestError(f"{self.where}: field '{key}' must be >= {minimum}")
@@ -191,8 +191,10 @@ def parse_manifest(data: bytes, name: str) -> list[Item]:
         where = f"{name} line {number}"
         try:
             obj = json.loads(line)
-        except (json.JSONDecodeError, RecursionError) as exc:
-            raise ManifestError(f"{where}: invalid JSON ({getattr(exc, 'msg', 'too deeply nested')})") from None
+        except RecursionError:
+            raise ManifestError(f"{where}: invalid JSON (too deeply nested)") from None
+        except ValueError as exc:  # JSONDecodeError, or a number past Python's int-from-string limit
+            raise ManifestError(f"{where}: invalid JSON ({getattr(exc, 'msg', exc)})") from None
         item = parse_item(obj, where)
         if item.id in seen:
             raise ManifestError(f"{where}: field 'id' = {item.id!r} repeats line {seen[item.id]}")

@@ -118,9 +118,10 @@ def parse_suite(obj: Any, where: str, spec_dir: str) -> Suite:
     if data not in DATA_KINDS:
         raise SuiteError(f"{where}: field 'data' must be one of {', '.join(DATA_KINDS)}")
     sample_rate = _require(obj, "sample_rate", int, where)
-    clip_seconds = float(_require(obj, "clip_seconds", (int, float), where))
-    if sample_rate <= 0 or not 0 < clip_seconds <= 600:
+    clip_seconds = _require(obj, "clip_seconds", (int, float), where)
+    if sample_rate <= 0 or not 0 < clip_seconds <= 600:  # checked before float(), which overflows on a huge int
         raise SuiteError(f"{where}: sample_rate and clip_seconds must be positive (clip at most 600 s)")
+    clip_seconds = float(clip_seconds)
     classes = _require(obj, "classes", list, where)
     if not classes or not all(isinstance(c, str) and c for c in classes) or len(set(classes)) != len(classes):
         raise SuiteError(f"{where}: field 'classes' must be a list of distinct non-empty strings")
@@ -162,7 +163,7 @@ def parse_suite(obj: Any, where: str, spec_dir: str) -> Suite:
 def read_suite_file(path: Path) -> Suite:
     try:
         obj = json.loads(Path(path).read_text("utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # ValueError: bad UTF-8 or JSON, or a number past Python's int-from-string limit
         raise SuiteError(f"{path}: cannot read suite spec ({exc})") from None
     return parse_suite(obj, str(path), str(Path(path).parent))
 

@@ -25,7 +25,7 @@ from .synth import SynthConfig, SynthMACS
 
 WEIGHTS_DIR = Path(__file__).with_name("weights")
 SYNTH_FILE = "macs_synth.safetensors"
-SYNTH_SHA256 = "0000000000000000000000000000000000000000000000000000000000000000"
+SYNTH_SHA256 = "46cd4f07e93f313ce3b7b46f5aef7a978056014f510da16a6fcdc024b07a6291"
 SYNTH_CONFIG = SynthConfig()
 
 

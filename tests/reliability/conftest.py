@@ -8,10 +8,8 @@ from pathlib import Path
 
 import pytest
 
-import toys
+import toy_plugins
 from fork_server import ForkServer
-
-HERE = Path(__file__).parent
 
 
 def forget(registry, name: str) -> None:
@@ -33,17 +31,17 @@ def registered(registry, name: str, target):
 
 
 @pytest.fixture(scope="module")
-def toy_plugins():
+def toy_plugins_registered():
     """`toy-clip` and `event-oracle` in this process, for one test module."""
     from avbench.registry import backbones, models
 
-    with registered(backbones, toys.TOY_BACKBONE.name, toys.TOY_BACKBONE), registered(models, toys.EventOracle.name, toys.EventOracle):
+    with registered(backbones, toy_plugins.TOY_BACKBONE.name, toy_plugins.TOY_BACKBONE), registered(models, toy_plugins.EventOracle.name, toy_plugins.EventOracle):
         yield
 
 
 @pytest.fixture(scope="session")
 def toy_suite(tmp_path_factory) -> Path:
-    return toys.write_toy_suite(tmp_path_factory.mktemp("toy-suite"))
+    return toy_plugins.write_toy_suite(tmp_path_factory.mktemp("toy-suite"))
 
 
 @pytest.fixture(scope="session")

@@ -4,17 +4,18 @@ Importing torch, open_clip and avbench takes seconds; killing and resuming a run
 ten times would spend most of the test importing. The server imports once, then
 forks a child per command, so every child is a fresh `avbench` process that
 starts instantly. A child can be SIGKILLed by the server after a delay, or by
-itself at a chosen step (see toys.arm). Children of one request run at the same
+itself at a chosen step (see toy_plugins.arm). Children of one request run at the same
 time, which is how concurrent runs are tested.
 
 Protocol: one JSON list of jobs per stdin line; one JSON list of results per
 stdout line. A job is {"args", "log", "events"?, "kill_on"?, "rendezvous"?, "kill_after"?};
 a result is {"exit" (negative: killed by that signal), "events", "seconds"}:
-`events` is the child's step log (see toys.event).
+`events` is the child's step log (see toy_plugins.event).
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import signal
@@ -74,9 +75,9 @@ def _child(job: dict) -> None:
         os.dup2(log, 1)
         os.dup2(log, 2)
         if job.get("events"):
-            import toys
+            import toy_plugins
 
-            toys.arm(Path(job["events"]), job.get("kill_on"), job.get("rendezvous"))
+            toy_plugins.arm(Path(job["events"]), job.get("kill_on"), job.get("rendezvous"))
         from avbench.cli import main
 
         sys.argv = ["avbench", *job["args"]]
@@ -106,20 +107,18 @@ def _wait(pid: int, kill_after: float | None) -> int:
     return os.waitstatus_to_exitcode(status)
 
 
+WARM_IMPORTS = (
+    "open_clip", "torch_fidelity", "avbench.cli", "avbench.runner", "avbench.data.files", "avbench.synth.world",
+    "avbench.metrics.retrieval", "avbench.metrics.separation", "avbench.metrics.fidelity",
+)
+
+
 def serve() -> None:
-    # Everything a run imports, so that children never import anything heavy.
-    import open_clip  # noqa: F401
-    import torch_fidelity  # noqa: F401
+    for module in WARM_IMPORTS:  # everything a run imports, so that children never import anything heavy
+        importlib.import_module(module)
+    import toy_plugins
 
-    import avbench.cli  # noqa: F401
-    import avbench.data.files  # noqa: F401
-    import avbench.metrics.retrieval  # noqa: F401
-    import avbench.metrics.separation  # noqa: F401
-    import avbench.runner  # noqa: F401
-    import avbench.synth.world  # noqa: F401
-    import toys
-
-    toys.register()
+    toy_plugins.register()
     reply = sys.stdout
     reply.write("ready\n")
     reply.flush()

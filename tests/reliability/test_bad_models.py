@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -36,7 +37,7 @@ class FaultyModel(OracleModel):
     """The true sources plus seeded noise, except for the faulty items of `faults`."""
 
     name = "faulty"
-    faults: dict[str, str] = {}
+    faults: ClassVar[dict[str, str]] = {}
 
     def separate_audio(self, batch):
         kinds = [self.faults.get(item) for item in batch.item_ids]

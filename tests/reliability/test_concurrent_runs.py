@@ -12,8 +12,8 @@ import subprocess
 import pytest
 
 from avbench.record import load_record
-from integrity import assert_complete
-from runs import run_args, variants
+from run_integrity import assert_complete
+from run_variants import run_args, variants
 
 
 @pytest.mark.timeout(600)

@@ -10,9 +10,9 @@ import pytest
 
 import avbench
 from avbench.record import load_record
-from integrity import assert_complete
+from run_integrity import assert_complete
 
-pytestmark = [pytest.mark.timeout(300), pytest.mark.usefixtures("toy_plugins")]
+pytestmark = [pytest.mark.timeout(300), pytest.mark.usefixtures("toy_plugins_registered")]
 LIMIT = 6
 TASKS = ["generate", "generate_per_source"]
 
@@ -31,7 +31,7 @@ DAMAGE = {"truncate": truncate, "flip": flip_byte}
 
 
 @pytest.fixture(scope="module")
-def clean(toy_plugins, toy_suite, tmp_path_factory):
+def clean(toy_plugins_registered, toy_suite, tmp_path_factory):
     root = tmp_path_factory.mktemp("clean")
     record = avbench.evaluate("oracle", str(toy_suite), out=root / "run", cache_dir=root / "cache", limit=LIMIT, batch_size=4, workers=0)
     return record, root

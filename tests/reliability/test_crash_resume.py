@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 
 from avbench.record import load_record
-from integrity import assert_complete, assert_intact
-from runs import Variant, clip_synth_ready, run_args, variants
+from run_integrity import assert_complete, assert_intact
+from run_variants import Variant, clip_synth_ready, run_args, variants
+from toy_plugins import KINDS
 
 KILLS = 10
 MAX_ATTEMPTS = 30
-PHASE_ORDER = "moecw"  # model calls, outputs, feature batches, cache files, run files (see toys.event)
 
 
 def phase(run_dir: Path, cache_dir: Path, variant: Variant, cache_files: int) -> str:
@@ -56,10 +56,10 @@ def test_ten_sigkills_then_resume_equal_an_uninterrupted_run(name, fork_server, 
     clean_cache_files = len(list((tmp_path / "clean-cache").rglob("*.npz")))
 
     rng = random.Random(1234)
-    in_clean = {kind: clean.events.count(kind) for kind in PHASE_ORDER}
-    plan = [kind for kind in PHASE_ORDER if in_clean[kind]]
+    in_clean = {kind: clean.events.count(kind) for kind in KINDS}
+    plan = [kind for kind in KINDS if in_clean[kind]]
     plan += ["w"] * (KILLS // 2 - len(plan))  # suites without features: more kills while the record lands
-    done = dict.fromkeys(PHASE_ORDER, 0)  # steps of each kind that killed attempts already made
+    done = dict.fromkeys(KINDS, 0)  # steps of each kind that killed attempts already made
     rescoring_seconds = clean.seconds
     killed_dir, killed_cache = tmp_path / "killed", tmp_path / "killed-cache"
     phases = []
@@ -68,7 +68,8 @@ def test_ten_sigkills_then_resume_equal_an_uninterrupted_run(name, fork_server, 
             break
         if attempt < len(plan):
             kind = plan[attempt]
-            kill = {"kill_on": [kind, rng.randint(1, max(1, in_clean[kind] - done[kind]))]}
+            # never the very last step of a kind, after which that phase would be over
+            kill = {"kill_on": [kind, rng.randint(1, max(1, in_clean[kind] - done[kind] - 1))]}
         else:
             kill = {"kill_after": rng.uniform(0, rescoring_seconds)}
         (result,) = fork_server.run(job(killed_dir, killed_cache, **kill))

@@ -15,12 +15,11 @@ import pytest
 import avbench
 from avbench.errors import AvbenchError
 from avbench.record import load_record
-from integrity import assert_complete, assert_outputs_verify, temporaries
+from run_integrity import assert_complete, assert_outputs_verify, temporaries
 
-pytestmark = [pytest.mark.timeout(300), pytest.mark.usefixtures("toy_plugins")]
+pytestmark = [pytest.mark.timeout(300), pytest.mark.usefixtures("toy_plugins_registered")]
 LIMIT = 6
 TASKS = ["generate", "generate_per_source"]
-RUNNER_FIX = pytest.mark.xfail(strict=True, reason="runner.py lets the OSError through; fix proposed for avbench/runner.py")
 
 
 def kind_of(path: Path) -> str:
@@ -34,7 +33,7 @@ def evaluate(toy_suite: Path, root: Path):
 
 
 @pytest.fixture(scope="module")
-def clean(toy_plugins, toy_suite, tmp_path_factory):
+def clean(toy_plugins_registered, toy_suite, tmp_path_factory):
     """The clean run and the kinds of its writes, in order."""
     root = tmp_path_factory.mktemp("clean")
     writes = []
@@ -57,9 +56,9 @@ def clean(toy_plugins, toy_suite, tmp_path_factory):
         ("marker", 3, True),
         ("cache", 1, False),
         ("cache", 2, False),
-        pytest.param("run.json", 1, False, marks=RUNNER_FIX),
-        pytest.param("items.csv", 1, False, marks=RUNNER_FIX),
-        pytest.param("record.json", 1, False, marks=RUNNER_FIX),
+        pytest.param("run.json", 1, False),
+        pytest.param("items.csv", 1, False),
+        pytest.param("record.json", 1, False),
     ],
 )
 def test_enospc_stops_with_a_clear_error_and_a_rerun_completes(kind, occurrence, names_item, clean, toy_suite, tmp_path, monkeypatch):

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import samples
+import parser_samples
 from avbench.data.manifest import parse_manifest
 from avbench.data.suite import parse_suite, read_suite_file
 from avbench.errors import AvbenchError, ManifestError, RecordError, SuiteError
@@ -29,9 +29,9 @@ FUZZ = settings(max_examples=500, derandomize=True, deadline=None, suppress_heal
 scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
 json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4), max_leaves=12)
 
-VALID_LINES = samples.manifest_lines()
-VALID_SPEC = samples.suite_spec()
-VALID_RECORD = samples.record().to_dict()
+VALID_LINES = parser_samples.manifest_lines()
+VALID_SPEC = parser_samples.suite_spec()
+VALID_RECORD = parser_samples.record().to_dict()
 
 
 def places(obj):
@@ -174,19 +174,18 @@ def test_the_valid_samples_parse():
 
 HUGE_INT = "1" * 5000  # beyond Python's int-from-string limit: json.loads raises a bare ValueError
 HUGE_FLOAT_INT = "1" * 400  # parses as an int too large for float()
-PARSER_FIX = pytest.mark.xfail(strict=True, reason="crash in a lead-owned parser; minimal fix proposed in the report")
 
 
 @pytest.mark.parametrize(
     "read, error, make",
     [
-        pytest.param(parse_manifest, ManifestError, lambda folder: (f'{{"id": "a", "seed": {HUGE_INT}}}\n'.encode(), "m.jsonl"), id="manifest-huge-int", marks=PARSER_FIX),
-        pytest.param(parse_manifest, ManifestError, lambda folder: (line_with_source_field("gain_db", HUGE_FLOAT_INT), "m.jsonl"), id="manifest-huge-gain", marks=PARSER_FIX),
-        pytest.param(parse_manifest, ManifestError, lambda folder: (line_with_source_field("start", HUGE_FLOAT_INT), "m.jsonl"), id="manifest-huge-start", marks=PARSER_FIX),
-        pytest.param(parse_suite, SuiteError, lambda folder: ({**VALID_SPEC, "clip_seconds": int(HUGE_FLOAT_INT)}, "s.json", "/x"), id="suite-huge-clip-seconds", marks=PARSER_FIX),
-        pytest.param(read_suite_file, SuiteError, lambda folder: (write(folder, "s.json", f'{{"a": {HUGE_INT}}}'),), id="suite-file-huge-int", marks=PARSER_FIX),
-        pytest.param(from_dict, RecordError, lambda folder: (record_with_value(int(HUGE_FLOAT_INT)),), id="record-huge-number", marks=PARSER_FIX),
-        pytest.param(load_record, RecordError, lambda folder: (write(folder, "record.json", f'{{"a": {HUGE_INT}}}'),), id="record-file-huge-int", marks=PARSER_FIX),
+        pytest.param(parse_manifest, ManifestError, lambda folder: (f'{{"id": "a", "seed": {HUGE_INT}}}\n'.encode(), "m.jsonl"), id="manifest-huge-int"),
+        pytest.param(parse_manifest, ManifestError, lambda folder: (line_with_source_field("gain_db", HUGE_FLOAT_INT), "m.jsonl"), id="manifest-huge-gain"),
+        pytest.param(parse_manifest, ManifestError, lambda folder: (line_with_source_field("start", HUGE_FLOAT_INT), "m.jsonl"), id="manifest-huge-start"),
+        pytest.param(parse_suite, SuiteError, lambda folder: ({**VALID_SPEC, "clip_seconds": int(HUGE_FLOAT_INT)}, "s.json", "/x"), id="suite-huge-clip-seconds"),
+        pytest.param(read_suite_file, SuiteError, lambda folder: (write(folder, "s.json", f'{{"a": {HUGE_INT}}}'),), id="suite-file-huge-int"),
+        pytest.param(from_dict, RecordError, lambda folder: (record_with_value(int(HUGE_FLOAT_INT)),), id="record-huge-number"),
+        pytest.param(load_record, RecordError, lambda folder: (write(folder, "record.json", f'{{"a": {HUGE_INT}}}'),), id="record-file-huge-int"),
     ],
 )
 def test_huge_numbers_are_documented_errors(read, error, make, tmp_path):

@@ -25,8 +25,6 @@ from avbench.errors import CheckpointError, DataError, ManifestError, RegistryEr
 from avbench.registry import backbones, metrics, models
 
 pytestmark = pytest.mark.timeout(300)
-SAFETENSORS_FIX = pytest.mark.xfail(strict=True, reason="checkpoints.py imports safetensors.SafetensorsError, which does not "
-                                    "exist (the class is SafetensorError): every .safetensors load raises ImportError; fix proposed")
 
 
 class Payload:
@@ -61,7 +59,7 @@ def test_the_payloads_are_live(tmp_path):
     assert marker.exists()
 
 
-@pytest.mark.parametrize("kind", ["torch-zip", "bare-pickle", "nested", pytest.param("named-safetensors", marks=SAFETENSORS_FIX)])
+@pytest.mark.parametrize("kind", ["torch-zip", "bare-pickle", "nested", "named-safetensors"])
 def test_checkpoints_with_code_are_refused_before_it_runs(kind, tmp_path):
     marker = tmp_path / "ran"
     path = write_pickles(tmp_path / "files", marker)[kind]
@@ -71,7 +69,6 @@ def test_checkpoints_with_code_are_refused_before_it_runs(kind, tmp_path):
     assert not marker.exists()
 
 
-@SAFETENSORS_FIX
 def test_a_plain_safetensors_checkpoint_loads(tmp_path):
     from safetensors.torch import save_file
 

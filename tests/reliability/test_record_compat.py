@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-import samples
+import parser_samples
 from avbench.errors import RecordError
 from avbench.record import SCHEMA_VERSION, dumps, from_dict, load_record
 
@@ -20,7 +20,7 @@ def write_record(folder, obj) -> None:
 
 @pytest.mark.parametrize("version", [0, SCHEMA_VERSION + 1, 99, "1", 1.5, None])
 def test_other_schema_versions_are_refused_naming_both_versions(version, tmp_path):
-    obj = {**samples.record().to_dict(), "schema_version": version}
+    obj = {**parser_samples.record().to_dict(), "schema_version": version}
     write_record(tmp_path / "run", obj)
     for read in (lambda: from_dict(obj), lambda: load_record(tmp_path / "run")):
         with pytest.raises(RecordError) as caught:
@@ -31,7 +31,7 @@ def test_other_schema_versions_are_refused_naming_both_versions(version, tmp_pat
 
 
 def test_the_command_line_refuses_an_old_record_with_exit_2(fork_server, tmp_path):
-    write_record(tmp_path / "old", {**samples.record().to_dict(), "schema_version": 0})
+    write_record(tmp_path / "old", {**parser_samples.record().to_dict(), "schema_version": 0})
     (result,) = fork_server.run({"args": ["show", str(tmp_path / "old")], "log": tmp_path / "show.log"})
     assert result.exit == 2
     assert f"record schema version 0 cannot be read by this avbench, which reads schema version {SCHEMA_VERSION}" in " ".join(result.log.split())
@@ -39,7 +39,7 @@ def test_the_command_line_refuses_an_old_record_with_exit_2(fork_server, tmp_pat
 
 
 def test_a_current_record_round_trips_exactly(tmp_path):
-    record = samples.record()
+    record = parser_samples.record()
     text = dumps(record)
     (tmp_path / "record.json").write_text(text)
     loaded = load_record(tmp_path / "record.json")
@@ -51,7 +51,7 @@ def test_a_current_record_round_trips_exactly(tmp_path):
 
 def test_a_record_missing_an_optional_field_loads_with_its_default(tmp_path):
     """Fields added with a default in this schema version may be absent from files written before them."""
-    obj = samples.record().to_dict()
+    obj = parser_samples.record().to_dict()
     del obj["calls"], obj["failures"]
     loaded = from_dict(obj)
     assert loaded.calls == {} and loaded.failures == []

@@ -1,4 +1,4 @@
-"""The runs the reliability tests drive: suites, command lines, record comparison."""
+"""The runs the crash and concurrency tests drive: suites and command lines."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from pathlib import Path
 
 @dataclass
 class Variant:
+    """One suite as the crash and concurrency tests run it, with the tasks whose outputs it writes."""
+
     suite: str
     tasks: list[str]
     extra: tuple[str, ...] = ()
@@ -16,12 +18,14 @@ class Variant:
 
 
 def clip_synth_ready() -> bool:
+    """The trained synthetic-world evaluator ships with the package (needed by synth-mixed2)."""
     from avbench.synth.evaluator import CLIP_WEIGHTS_FILE, WEIGHTS_DIR
 
     return (WEIGHTS_DIR / CLIP_WEIGHTS_FILE).is_file()
 
 
 def variants(toy_suite: Path) -> dict[str, Variant]:
+    """synth-sep: outputs and SDR, no features; toy-mixed2 and synth-mixed2: images, features, retrieval."""
     return {
         "synth-sep": Variant("synth-sep", ["separate_audio"]),
         "toy-mixed2": Variant(str(toy_suite), ["generate", "generate_per_source"]),
@@ -30,6 +34,7 @@ def variants(toy_suite: Path) -> dict[str, Variant]:
 
 
 def run_args(variant: Variant, out: Path, cache: Path) -> list[str]:
+    """`avbench run` of the slowed-down, step-logging oracle (see toy_plugins.EventOracle)."""
     return [
         "run", "--model", "event-oracle", "--suite", variant.suite, "--limit", str(variant.limit),
         "--batch-size", str(variant.batch_size), "--workers", "0", "--out", str(out), "--cache-dir", str(cache), *variant.extra,

@@ -34,12 +34,12 @@ TOY_BACKBONE = BackboneSpec(
     kind="clip",
     weights=None,
     preprocessing="toy: 4x4 mean-pooled RGB / 255; prompts hashed to N(0, 1) vectors",
-    loader="toys:load_toy_clip",
+    loader="toy_plugins:load_toy_clip",
     description="test-only stand-in for a CLIP backbone",
 )
 SUITE_OPTIONS = {"backbone": "toy-clip"}
 
-KINDS = "meocw"
+KINDS = "moecw"  # the kinds of step, in the order a run first reaches them
 _events = {"fd": None, "counts": {}, "kill_on": None, "rendezvous": None}
 SLOW_SECONDS = float(os.environ.get("AVBENCH_TEST_SLOW", "0"))
 
