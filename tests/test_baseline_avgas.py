@@ -17,6 +17,7 @@ from avbench.synth.world import CLASSES, World
 from baselines.avgas import model as avgas
 from baselines.common.biggan import BigGANGenerator, GeneratorConfig
 from baselines.common.checkpoint_io import save_weights
+from baselines.common.generation import side_by_side
 from baselines.common.spectrogram import LogSpectrogram
 
 TINY_GENERATOR = GeneratorConfig(resolution=64, ch=4, dim_z=40, feature_dim=96, shared_dim_feat=32, attention=(32,))
@@ -52,7 +53,7 @@ def _direct(config: avgas.AVGASConfig, state: dict, audio: torch.Tensor, batch: 
     generator = BigGANGenerator(config.generator).eval()
     generator.load_state_dict({k[len("generator."):]: v for k, v in state.items() if k.startswith("generator.")})
     with torch.no_grad():
-        slots, _ = separator(LogSpectrogram(config.spectrogram)(audio))
+        slots = separator(LogSpectrogram(config.spectrogram)(audio))
         features = torch.cat([F.normalize(slots[i, :n], dim=-1) for i, n in enumerate(per_item)])
         z = torch.cat([torch.randn(n, config.generator.dim_z, generator=batch.generator(i)) for i, n in enumerate(per_item)])
         return generator(z, features)
@@ -96,8 +97,11 @@ def test_safetensors_with_config_metadata(tmp_path):
     assert [len(images) for images in per_source] == [2, 3]
     expected = _uint8(_direct(SMALL, state, audio, batch, [2, 3]))
     np.testing.assert_array_equal(np.stack([im for images in per_source for im in images]), expected)
-    scene = model.generate(_batch(audio, [3, 9], [2, 3]))
-    assert len(scene) == 2 and scene[0].shape == (64, 64, 3)
+    scenes = model.generate(_batch(audio, [3, 9], [2, 3]))
+    every_slot = _direct(SMALL, state, audio, batch, [3, 3]).split(3)
+    expected_scenes = _uint8(torch.stack([side_by_side(images) for images in every_slot]))
+    np.testing.assert_array_equal(np.stack(scenes), expected_scenes)
+    assert scenes[0].shape == (64, 64, 3)
     with pytest.raises(ValueError, match="3 slots"):
         model.generate_per_source(_batch(audio[:1], [1], [4]))
 

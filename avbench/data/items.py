@@ -8,7 +8,7 @@ root; everything after this module is the same for both.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator, Protocol, Sequence
+from typing import Protocol, Sequence
 
 import numpy as np
 
@@ -95,8 +95,3 @@ def load_item(source: DataSource, suite: Suite, item: Item) -> ReadyItem:
         raise DataError(f"item {item.id}: {exc}") from None
     truth = Truth(labels=item.labels, reference=reference, source_images=frames, sources=np.stack(scaled).astype(np.float32))
     return ReadyItem(item=item, mixture=np.asarray(mixture, dtype=np.float32), truth=truth)
-
-
-def iter_items(source: DataSource, suite: Suite, items: Sequence[Item]) -> Iterator[ReadyItem]:
-    for item in items:
-        yield load_item(source, suite, item)

@@ -208,12 +208,3 @@ def parse_manifest(data: bytes, name: str) -> list[Item]:
 def dump_items(items: list[dict]) -> bytes:
     """Canonical JSONL bytes: sorted keys, compact, one item per line."""
     return "".join(json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n" for obj in items).encode("utf-8")
-
-
-def load_manifest(path: Path) -> tuple[list[Item], str]:
-    """Read, validate and hash a manifest file."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise ManifestError(f"{path}: cannot read manifest ({exc.strerror})") from None
-    return parse_manifest(data, str(path)), sha256_bytes(data)

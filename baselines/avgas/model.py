@@ -6,12 +6,15 @@ with a ResNet-18 backbone maps mixed audio to one feature per class present
 (K slots), trained with InfoNCE against the ground-truth per-source audio
 embeddings (A2A) and image embeddings (A2V); a BigGAN-based generator of
 Sound2Scene's design renders them. Here the separator is the Sound2Scene
-audio trunk (global-pooled ResNet) followed by one MLP head per slot, plus a
-scene head aligned to the feature of the mixture's ideal image:
-  generate             one image from the scene feature (all classes present)
+audio trunk (global-pooled ResNet) followed by one MLP head per slot:
   generate_per_source  one image per slot; slots are unordered, the suite's
                        metric matches them to classes (Hungarian). An item with
                        fewer sources than slots uses the first slots; more is an error.
+  generate             one scene holding every class: the K slot images,
+                       each shrunk by K, side by side on one canvas. How AV-GAS
+                       renders its single multi-class image is not public; this
+                       is the reading that keeps the generator a single-object
+                       decoder, as the BigGAN it uses is.
 
 Configurations:
   paper  ResNet-18 trunk on the 257 x 1004 Sound2Scene spectrogram, K = 2
@@ -47,7 +50,7 @@ from avbench.models.base import Batch, Model
 from ..common.audio_resnet import PAPER_AUDIO_RESNET, AudioResNet, AudioResNetConfig
 from ..common.biggan import PAPER_GENERATOR, BigGANGenerator, GeneratorConfig
 from ..common.checkpoint_io import single_file_config
-from ..common.generation import item_noise, to_uint8
+from ..common.generation import item_noise, side_by_side, to_uint8
 from ..common.spectrogram import PAPER_SPECTROGRAM, LogSpectrogram, SpectrogramConfig
 from ..common.synth_scale import FEATURE_DIM, SYNTH_AUDIO_RESNET, SYNTH_GENERATOR, SYNTH_SPECTROGRAM
 
@@ -85,19 +88,17 @@ def _head(n_in: int, hidden: int, n_out: int) -> nn.Sequential:
 
 
 class Separator(nn.Module):
-    """Spectrogram [B, 1, F, T] -> (slot features [B, K, D], scene feature [B, D]), not normalised."""
+    """Spectrogram [B, 1, F, T] -> slot features [B, K, D], not normalised."""
 
     def __init__(self, config: SeparatorConfig):
         super().__init__()
         self.trunk = AudioResNet(replace(config.trunk, out_dim=None))
         width = self.trunk.pooled_dim
         self.slot_heads = nn.ModuleList(_head(width, config.hidden, config.feature_dim) for _ in range(config.slots))
-        self.scene_head = _head(width, config.hidden, config.feature_dim)
 
-    def forward(self, spec: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, spec: torch.Tensor) -> torch.Tensor:
         pooled = self.trunk(spec)[1]
-        slots = torch.stack([head(pooled) for head in self.slot_heads], dim=1)
-        return slots, self.scene_head(pooled)
+        return torch.stack([head(pooled) for head in self.slot_heads], dim=1)
 
 
 class AVGASNet(nn.Module):
@@ -108,10 +109,9 @@ class AVGASNet(nn.Module):
         self.separator = Separator(config.separator)
         self.generator = BigGANGenerator(config.generator)
 
-    def features(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """float [B, T] at 16 kHz -> L2-normalised (slots [B, K, D], scene [B, D])."""
-        slots, scene = self.separator(self.spectrogram(audio))
-        return F.normalize(slots, dim=-1), F.normalize(scene, dim=-1)
+    def slots(self, audio: torch.Tensor) -> torch.Tensor:
+        """float [B, T] at 16 kHz -> L2-normalised slot features [B, K, D]."""
+        return F.normalize(self.separator(self.spectrogram(audio)), dim=-1)
 
 
 def load_file(path: Path, expected_sha256: str | None = None) -> tuple[AVGASNet, str]:
@@ -147,23 +147,26 @@ class AVGAS(Model):
         net, digest = load_file(path)
         return cls(net, device, digest, path.name)
 
+    def _render(self, batch: Batch, per_item: list[int]) -> list[torch.Tensor]:
+        """Per item, the generator's images [n, 3, H, W] of its first n slots (each with its own z)."""
+        slots = self.net.slots(batch.audio.to(self.device))
+        features = torch.cat([slots[i, :n] for i, n in enumerate(per_item)])
+        z = item_noise(batch, self.net.generator.dim_z, per_item, self.device)
+        return list(self.net.generator(z, features).split(per_item))
+
     @torch.inference_mode()
     def generate(self, batch: Batch) -> list:
-        _, scene = self.net.features(batch.audio.to(self.device))
-        z = item_noise(batch, self.net.generator.dim_z, [1] * len(batch), self.device)
-        return to_uint8(self.net.generator(z, scene))
+        slots = self.net.config.separator.slots
+        scenes = [side_by_side(images) for images in self._render(batch, [slots] * len(batch))]
+        return to_uint8(torch.stack(scenes))
 
     @torch.inference_mode()
     def generate_per_source(self, batch: Batch) -> list:
-        slots_available = self.net.config.separator.slots
-        too_many = [n for n in batch.num_sources if n > slots_available]
+        slots = self.net.config.separator.slots
+        too_many = [n for n in batch.num_sources if n > slots]
         if too_many:
-            raise ValueError(f"{NAME} has {slots_available} slots but an item has {max(too_many)} sources")
-        slots, _ = self.net.features(batch.audio.to(self.device))
-        features = torch.cat([slots[i, :n] for i, n in enumerate(batch.num_sources)])
-        z = item_noise(batch, self.net.generator.dim_z, list(batch.num_sources), self.device)
-        images = iter(to_uint8(self.net.generator(z, features)))
-        return [[next(images) for _ in range(n)] for n in batch.num_sources]
+            raise ValueError(f"{NAME} has {slots} slots but an item has {max(too_many)} sources")
+        return [to_uint8(images) for images in self._render(batch, list(batch.num_sources))]
 
     def describe(self) -> dict:
         return {**super().describe(), "file": self.file_name, "resolution": self.net.config.generator.resolution}

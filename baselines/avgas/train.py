@@ -2,13 +2,12 @@
 
 Seeded, single process, CPU. It starts from the shipped synthetic Sound2Scene
 (run `python -m baselines.sound2scene.train` first when retraining both):
-its frozen image encoder gives the A2V targets and the scene targets, its
+its frozen image encoder gives the A2V targets, its
 frozen audio encoder applied to each clean source gives the A2A targets and
 initialises the separator's trunk, and its generator is copied unchanged.
 The separator learns, on two-class world mixtures (the suites' equal-RMS
 rule), K = 2 slot features: per mixture the loss takes the cheaper of the two
-slot orders of A2V + A2A InfoNCE (negatives: every source in the batch), plus
-InfoNCE between the scene head and the feature of the mixture's ideal scene.
+slot orders of A2V + A2A InfoNCE (negatives: every source in the batch).
 Writes `avgas_synth.safetensors` into --out and prints its sha256; pin it in
 model.py (SYNTH_WEIGHTS_SHA256).
 """
@@ -26,7 +25,7 @@ from avbench.checkpoints import load_state_dict
 
 from ..common.checkpoint_io import save_weights
 from ..common.image_encoder import ImageEncoder
-from ..common.losses import info_nce_l2, info_nce_rows, pit_min, slot_orders
+from ..common.losses import info_nce_rows, pit_min, slot_orders
 from ..common.training import Log, adam, batches, report_file, seed_everything, step
 from ..common.world_data import render_world_data
 from ..sound2scene import model as s2s
@@ -38,14 +37,13 @@ from .model import NAME, SYNTH, SYNTH_WEIGHTS, AVGASNet
 @dataclass(frozen=True)
 class TrainConfig:
     seed: int = 0
-    pairs: int = 4000
+    pairs: int = 3000
     steps: int = 400
     batch: int = 64
     lr: float = 1e-3
     weight_decay: float = 1e-5
     tau: float = 10.0
     a2a_weight: float = 1.0
-    scene_weight: float = 1.0
     held_out: int = 200  # last mixtures: scored, never trained on
 
 
@@ -87,12 +85,11 @@ def main(argv: list[str] | None = None) -> None:
     encoder.eval().requires_grad_(False)
     sound2scene.eval().requires_grad_(False)
 
-    data = render_world_data(Sound2SceneTrainConfig().clips_per_class, config.pairs, config.seed + 1)
+    data = render_world_data(Sound2SceneTrainConfig().clips_per_class, config.pairs, config.seed + 1, scenes=False)
     log(f"rendered {data.pairs.shape[0]} mixtures of {data.audio.shape[0]} clips")
     objects = image_features(encoder, data.objects)
     image_targets = objects[data.pairs]  # [P, 2, D]
     audio_targets = embed_audio(sound2scene.spectrogram, sound2scene.audnet, data.audio)[data.pairs]
-    scene_targets = image_features(encoder, data.scenes)
 
     net = AVGASNet(SYNTH)
     trunk = {k: v for k, v in sound2scene.audnet.state_dict().items() if not k.startswith("fc.")}
@@ -106,18 +103,16 @@ def main(argv: list[str] | None = None) -> None:
         index = batches(trainable, config.batch, gen)
         with torch.no_grad():
             spec = net.spectrogram(data.mixtures[index]).contiguous(memory_format=torch.channels_last)
-        slots, scene = separator(spec)
-        separation, _ = slot_loss(slots, image_targets[index], audio_targets[index], config)
-        scene_loss = info_nce_l2(scene, scene_targets[index], config.tau)
-        step(optimiser, schedule, separation + config.scene_weight * scene_loss)
+        loss, _ = slot_loss(separator(spec), image_targets[index], audio_targets[index], config)
+        step(optimiser, schedule, loss)
         if number % 50 == 0 or number == config.steps - 1:
-            log(f"separator step {number}: slots {separation.item():.4f} scene {scene_loss.item():.4f}")
+            log(f"separator step {number}: a2v + a2a infonce {loss.item():.4f}")
     net.eval()
     held = slice(trainable, None)
     labels = data.labels[data.pairs[held]]
     prototypes = F.normalize(torch.stack([objects[data.labels == c].mean(0) for c in range(int(data.labels.max()) + 1)]), dim=1)
     with torch.no_grad():
-        slots, _ = net.features(data.mixtures[held])
+        slots = net.slots(data.mixtures[held])
     log(f"held-out mixtures: both slots name the two classes in {slot_accuracy(slots, labels, prototypes):.3f}")
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / SYNTH_WEIGHTS.name

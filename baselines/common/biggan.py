@@ -18,7 +18,7 @@ attention at 64x64, no class conditioning):
 What is not: BigGAN's optional cross-replica/"my" batch-norm variants, fp16
 paths, the discriminator and all of the GAN training machinery. The
 synthetic-world generators use the same module at small width, without
-spectral norm, trained as a conditional-VAE decoder (see image_stage.py).
+spectral norm or attention, trained by regression (see image_stage.py).
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from avbench.models.base import Batch
 
@@ -22,3 +23,13 @@ def to_uint8(images: torch.Tensor) -> list[np.ndarray]:
     """[B, 3, H, W] in [-1, 1] -> B uint8 H x W x 3 arrays."""
     scaled = ((images.float().clamp(-1.0, 1.0) + 1.0) * 127.5).round().to(torch.uint8)
     return list(scaled.permute(0, 2, 3, 1).cpu().numpy())
+
+
+def side_by_side(images: torch.Tensor) -> torch.Tensor:
+    """K images [K, 3, H, W] -> one [3, H, W] scene: each shrunk by K, in a row, edges extended above and below."""
+    count, _, height, width = images.shape
+    small = F.interpolate(images, size=(height // count, width // count), mode="area")
+    row = torch.cat(list(small), dim=-1)  # [3, H / K, K * (W / K)]
+    row = F.interpolate(row[None], size=(height // count, width), mode="nearest")[0] if row.shape[-1] != width else row
+    top = (height - row.shape[1]) // 2
+    return F.pad(row[None], (0, 0, top, height - row.shape[1] - top), mode="replicate")[0]

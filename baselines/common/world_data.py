@@ -37,8 +37,8 @@ def _chw(images: list[np.ndarray]) -> torch.Tensor:
     return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
 
 
-def render_world_data(clips_per_class: int, n_pairs: int, seed: int) -> WorldData:
-    """Deterministic in (clips_per_class, n_pairs, seed)."""
+def render_world_data(clips_per_class: int, n_pairs: int, seed: int, scenes: bool = True) -> WorldData:
+    """Deterministic in (clips_per_class, n_pairs, seed); `scenes=False` skips rendering scenes (left empty)."""
     world = World(sample_rate=SYNTH_RATE, clip_seconds=SYNTH_SECONDS)
     rng = np.random.default_rng(seed)
     labels, audio, objects, clip_seeds = [], [], [], []
@@ -50,7 +50,7 @@ def render_world_data(clips_per_class: int, n_pairs: int, seed: int) -> WorldDat
             audio.append(world.source_audio(label, clip_seed))
             objects.append(world.object_image(label, clip_seed))
     labels_np = np.array(labels)
-    pairs, mixtures, scenes = [], [], []
+    pairs, mixtures, scene_images = [], [], []
     while len(pairs) < n_pairs:
         i, j = (int(v) for v in rng.choice(len(labels), size=2, replace=False))
         if labels_np[i] == labels_np[j]:
@@ -58,14 +58,16 @@ def render_world_data(clips_per_class: int, n_pairs: int, seed: int) -> WorldDat
         pairs.append((i, j))
         mixture, _ = mix_sources([audio[i], audio[j]], [0.0, 0.0], "equal-rms-mean")
         mixtures.append(mixture)
-        scenes.append(world.scene_image([CLASSES[labels[i]], CLASSES[labels[j]]], [clip_seeds[i], clip_seeds[j]]))
+        if scenes:
+            scene_images.append(world.scene_image([CLASSES[labels[i]], CLASSES[labels[j]]], [clip_seeds[i], clip_seeds[j]]))
+    objects_chw = _chw(objects)
     return WorldData(
         labels=torch.from_numpy(labels_np).long(),
         audio=torch.from_numpy(np.stack(audio)),
-        objects=_chw(objects),
+        objects=objects_chw,
         pairs=torch.tensor(pairs, dtype=torch.long),
         mixtures=torch.from_numpy(np.stack(mixtures)),
-        scenes=_chw(scenes),
+        scenes=_chw(scene_images) if scene_images else torch.zeros(0, *objects_chw.shape[1:], dtype=torch.uint8),
     )
 
 

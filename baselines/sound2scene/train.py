@@ -41,10 +41,10 @@ IMAGE_ENCODER_MODEL = "synth-image-encoder"
 @dataclass(frozen=True)
 class TrainConfig:
     seed: int = 0
-    clips_per_class: int = 300
-    pairs: int = 3000
+    clips_per_class: int = 200
+    pairs: int = 2000
     image: ImageStageConfig = ImageStageConfig()
-    audio_steps: int = 300
+    audio_steps: int = 250
     audio_batch: int = 64
     audio_lr: float = 1e-3
     weight_decay: float = 1e-5
