@@ -9,7 +9,9 @@ the child's wall time, CPU time and peak RSS from `os.wait4`.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
 import statistics
 import subprocess
@@ -20,8 +22,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
+from unittest import mock
 
 REPO = Path(__file__).resolve().parent.parent
+# The real-size backbones the scripts can give random, pinned weights to.
+BACKBONES = {"inception": "inception-v3-compat", "clip": "clip-vit-b32-openai"}
 
 
 def machine_note() -> str:
@@ -103,3 +108,54 @@ def print_profile(profile, limit: int = 25, only: str | None = None) -> None:
         stats.print_stats(only, limit)
     else:
         stats.print_stats(limit)
+
+
+def random_inception_file(folder: Path) -> Path:
+    """torch-fidelity's InceptionV3 state dict with its random initial weights (no download)."""
+    import torch
+    import torch_fidelity.feature_extractor_inceptionv3 as tf_inception
+
+    cls = tf_inception.FeatureExtractorInceptionV3
+    with mock.patch.object(tf_inception, "load_state_dict_from_url", lambda *a, **k: None), mock.patch.object(
+        cls, "load_state_dict", lambda self, state: None
+    ):
+        module = cls("inception-v3-compat", ["2048"])
+    path = folder / "inception-random.pth"
+    torch.save(module.state_dict(), path)
+    return path
+
+
+def random_clip_file(folder: Path) -> Path:
+    """open_clip ViT-B-32-quickgelu's state dict with its random initial weights."""
+    import open_clip
+    import torch
+
+    path = folder / "vit-b-32-random.pt"
+    logging.disable(logging.WARNING)  # open_clip warns that it built the model without pretrained weights: wanted here
+    try:
+        torch.save(open_clip.create_model("ViT-B-32-quickgelu").state_dict(), path)
+    finally:
+        logging.disable(logging.NOTSET)
+    return path
+
+
+def pin_weights(name: str, file_name: str, sha256: str) -> None:
+    """Register `file_name` (in $AVBENCH_HOME/weights) as weights entry `name`, replacing the built-in entry."""
+    from avbench.weights import WeightsEntry, register_weights
+
+    register_weights(WeightsEntry(name=name, file_name=file_name, sha256=sha256), replace=True)
+
+
+def install_random_weights(extractor: str, folder: Path) -> tuple[str, str, str]:
+    """Random weights for `extractor`, pinned under its backbone's weights name and imported into $AVBENCH_HOME.
+
+    Returns (weights name, file name, sha256), what a child process needs for `pin_weights`.
+    """
+    from avbench.weights import import_file
+
+    path = random_inception_file(folder) if extractor == "inception" else random_clip_file(folder)
+    name = BACKBONES[extractor]  # each built-in backbone's weights entry has the backbone's name
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    pin_weights(name, f"bench-{path.name}", digest)
+    import_file(path, name)
+    return name, f"bench-{path.name}", digest

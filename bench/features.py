@@ -29,72 +29,21 @@ time, and the largest feature difference between the two paths.
 from __future__ import annotations
 
 import argparse
-import hashlib
-import logging
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
-from unittest import mock
 
 import numpy as np
 import torch
 
-from _common import avbench_home, machine_note, median
+from _common import BACKBONES, avbench_home, install_random_weights, machine_note, median
 
 from avbench.cache import ArrayCache
 from avbench.features import Backbones, FeatureStore, ImageSet, image_hash
-from avbench.weights import WeightsEntry, import_file, register_weights
-
-BACKBONES = {"inception": "inception-v3-compat", "clip": "clip-vit-b32-openai"}
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def random_inception_file(folder: Path) -> Path:
-    """torch-fidelity's InceptionV3 state dict with its random initial weights (no download)."""
-    import torch_fidelity.feature_extractor_inceptionv3 as tf_inception
-
-    cls = tf_inception.FeatureExtractorInceptionV3
-    with mock.patch.object(tf_inception, "load_state_dict_from_url", lambda *a, **k: None), mock.patch.object(
-        cls, "load_state_dict", lambda self, state: None
-    ):
-        module = cls("inception-v3-compat", ["2048"])
-    path = folder / "inception-random.pth"
-    torch.save(module.state_dict(), path)
-    return path
-
-
-def random_clip_file(folder: Path) -> Path:
-    """open_clip ViT-B-32-quickgelu's state dict with its random initial weights."""
-    import open_clip
-
-    path = folder / "vit-b-32-random.pt"
-    logging.disable(logging.WARNING)  # open_clip warns that it built the model without pretrained weights: wanted here
-    try:
-        torch.save(open_clip.create_model("ViT-B-32-quickgelu").state_dict(), path)
-    finally:
-        logging.disable(logging.NOTSET)
-    return path
-
-
-def install_random_weights(extractor: str, folder: Path) -> str:
-    """Pin a random weights file under the backbone's weights name and import it into $AVBENCH_HOME."""
-    path = random_inception_file(folder) if extractor == "inception" else random_clip_file(folder)
-    name = BACKBONES[extractor]  # each built-in backbone's weights entry has the backbone's name
-    register_weights(WeightsEntry(name=name, file_name=f"bench-{path.name}", sha256=_sha256(path)), replace=True)
-    import_file(path, name)
-    return name
-
-
-def test_images(count: int, size: int, seed: int) -> list[np.ndarray]:
+def sample_images(count: int, size: int, seed: int) -> list[np.ndarray]:
     """uint8 [size, size, 3] images: smooth random colour fields plus grain."""
     rng = np.random.default_rng(seed)
     coarse = rng.integers(0, 256, (count, 8, 8, 3)).astype(np.float32)
@@ -206,7 +155,7 @@ def main() -> None:
     print(f"{args.images} images {args.size}x{args.size}, batch size {args.batch_size}, 1 warm-up batch + {args.repeats} "
           f"timed passes per path, ABBA order", flush=True)
     torch.manual_seed(args.seed)
-    images = test_images(args.images, args.size, args.seed)
+    images = sample_images(args.images, args.size, args.seed)
     results = {}
     with avbench_home() as home, tempfile.TemporaryDirectory(prefix="avbench-bench-weights-") as scratch:
         backbones = Backbones(torch.device("cpu"))
@@ -231,4 +180,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -174,3 +174,32 @@ def test_shipped_synth_weights_are_pinned_and_default():
     np.testing.assert_array_equal(together[2][1], alone[0][1])  # independent of the batch
     scenes = model.generate(_batch(audio, [1, 2, 3], [2, 2, 2]))
     assert all(im.shape == (64, 64, 3) and im.dtype == np.uint8 for im in scenes)
+
+
+def test_slot_loss_is_permutation_invariant():
+    from baselines.avgas.train import TrainConfig, slot_loss
+
+    gen = torch.Generator().manual_seed(0)
+    targets = F.normalize(torch.randn(6, 2, 16, generator=gen), dim=-1)
+    audio_targets = F.normalize(torch.randn(6, 2, 16, generator=gen), dim=-1)
+    config = TrainConfig()
+    aligned, order = slot_loss(targets.clone(), targets, targets, config)
+    swapped, swapped_order = slot_loss(targets.flip(1), targets, targets, config)
+    assert torch.allclose(aligned, swapped)
+    assert order.tolist() == [0] * 6 and swapped_order.tolist() == [1] * 6
+    # a wrong slot order is never rewarded: the min over orders is what an explicit loop finds
+    slots = F.normalize(torch.randn(6, 2, 16, generator=gen), dim=-1)
+    loss, _ = slot_loss(slots, targets, audio_targets, config)
+
+    def infonce(query, keys, positive):
+        logits = -config.tau * torch.cdist(query[None], keys)[0]
+        return torch.logsumexp(logits, 0) - logits[positive]
+
+    flat_v, flat_a = targets.reshape(-1, 16), audio_targets.reshape(-1, 16)
+    expected = []
+    for i in range(6):
+        costs = []
+        for order in ((0, 1), (1, 0)):
+            costs.append(sum(infonce(slots[i, k], flat_v, 2 * i + j) + infonce(slots[i, k], flat_a, 2 * i + j) for k, j in enumerate(order)))
+        expected.append(min(costs))
+    assert torch.allclose(loss, torch.stack(expected).mean(), atol=1e-5)

@@ -30,8 +30,8 @@ Configurations:
          encoder as the A2A target and the trunk's initialisation.
 
 Caveats. The training targets come from the baselines' own image encoder, never
-from the clip-synth evaluator. The synthetic generator is a conditional-VAE
-decoder, not a GAN (see common/image_stage.py).
+from the clip-synth evaluator. The synthetic generator is trained by
+regression, not as a GAN (see common/image_stage.py).
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ from ..common.synth_scale import FEATURE_DIM, SYNTH_AUDIO_RESNET, SYNTH_GENERATO
 
 NAME = "avgas"
 SYNTH_WEIGHTS = Path(__file__).with_name("weights") / "avgas_synth.safetensors"
-SYNTH_WEIGHTS_SHA256 = "0" * 64
+SYNTH_WEIGHTS_SHA256 = "b69971980b22d76395d7934d2a261c6b004cfd16baa19a4d1dc975357acd8396"
 NO_OFFICIAL = (
     "AV-GAS has no official checkpoint (papers.md 1.4); pass --checkpoint FILE with an avbench-format "
     "checkpoint holding 'separator.*' and 'generator.*' weights"
@@ -115,8 +115,8 @@ class AVGASNet(nn.Module):
 
 
 def load_file(path: Path, expected_sha256: str | None = None) -> tuple[AVGASNet, str]:
+    state = load_state_dict(path, expected_sha256=expected_sha256)  # hash first: nothing of a bad file is read
     net = AVGASNet(single_file_config(path, NAME, AVGASConfig, NESTED, PAPER))
-    state = load_state_dict(path, expected_sha256=expected_sha256)
     net.load_state_dict(map_keys(state, lambda key: key, set(net.state_dict()), f"{path} (AV-GAS checkpoint)"))
     return net, expected_sha256 or file_sha256(path)
 

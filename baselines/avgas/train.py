@@ -38,7 +38,7 @@ from .model import NAME, SYNTH, SYNTH_WEIGHTS, AVGASNet
 class TrainConfig:
     seed: int = 0
     pairs: int = 3000
-    steps: int = 400
+    steps: int = 250
     batch: int = 64
     lr: float = 1e-3
     weight_decay: float = 1e-5
@@ -98,11 +98,12 @@ def main(argv: list[str] | None = None) -> None:
     net.generator.requires_grad_(False)
     separator = net.separator.to(memory_format=torch.channels_last).train()
     trainable = data.pairs.shape[0] - config.held_out
+    with torch.no_grad():  # the front-end has no parameters: compute every mixture's spectrogram once
+        specs = torch.cat([net.spectrogram(chunk) for chunk in data.mixtures[:trainable].split(256)])
     optimiser, schedule = adam(separator.parameters(), config.lr, config.steps, config.weight_decay)
     for number in range(config.steps):
         index = batches(trainable, config.batch, gen)
-        with torch.no_grad():
-            spec = net.spectrogram(data.mixtures[index]).contiguous(memory_format=torch.channels_last)
+        spec = specs[index].contiguous(memory_format=torch.channels_last)
         loss, _ = slot_loss(separator(spec), image_targets[index], audio_targets[index], config)
         step(optimiser, schedule, loss)
         if number % 50 == 0 or number == config.steps - 1:

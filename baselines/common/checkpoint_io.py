@@ -56,6 +56,7 @@ def save_weights(state: Mapping[str, torch.Tensor], path: Path, model: str, conf
 
     tensors = {key: value.detach().cpu().contiguous() for key, value in state.items()}
     save_file(tensors, str(path), metadata={MODEL_KEY: model, CONFIG_KEY: config_to_json(config)})
+    Path(path).chmod(0o644)  # shipped files are read by everyone
 
 
 def read_metadata(path: Path) -> dict[str, str]:

@@ -19,21 +19,19 @@ def _down(c_in: int, c_out: int) -> nn.Sequential:
 
 
 class ImageEncoder(nn.Module):
-    """uint8-range float images [B, 3, H, W] in [-1, 1] -> pooled features [B, widths[-1]] (>= 0)."""
+    """Images [B, 3, H, W] in [-1, 1] -> pooled features [B, widths[-1]] (>= 0)."""
 
-    def __init__(self, widths: tuple[int, ...] = (16, 32, 64, 128), out_dim: int | None = None):
+    def __init__(self, widths: tuple[int, ...] = (16, 32, 64, 128)):
         super().__init__()
         stages, channels = [], 3
         for width in widths:
             stages.append(_down(channels, width))
             channels = width
         self.trunk = nn.Sequential(*stages)
-        self.head = nn.Linear(channels, out_dim) if out_dim else None
         self.feature_dim = channels
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        pooled = self.trunk(images).mean(dim=(2, 3))
-        return self.head(pooled) if self.head is not None else pooled
+        return self.trunk(images).mean(dim=(2, 3))
 
 
 def instance_feature(encoder: ImageEncoder, images: torch.Tensor) -> torch.Tensor:

@@ -34,7 +34,7 @@ from .world_data import WorldData, to_unit_range
 class ImageStageConfig:
     encoder_widths: tuple[int, ...] = (16, 32, 64, 128)
     encoder_steps: int = 150
-    generator_steps: int = 600
+    generator_steps: int = 350
     batch: int = 64
     generator_batch: int = 32
     lr: float = 3e-3

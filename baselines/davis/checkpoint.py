@@ -22,7 +22,7 @@ from .separator import PAPER_MUSIC, DavisConfig, DavisSeparator
 
 WEIGHTS_DIR = Path(__file__).with_name("weights")
 SYNTH_FILE = "davis_synth.safetensors"
-SYNTH_SHA256 = "8bc1c8a54e69f54fe56ed72377509ffcf8c1f07b97b1108b279b07e6230d0ad2"
+SYNTH_SHA256 = "cbc4a7fed41404c9b8daf9be0ffd8db7c148959fa0d5b4d06a7c1c7b9dcc946c"
 UNET_FILE, FRAME_FILE, VARIANT_FILE = "unet_best.pth", "frame_best.pth", "avbench-davis.json"
 _VARIANT_KEYS = {"objective": str, "steps": int, "eta": (int, float), "silence_mask": bool, "sample_rate": int}
 

@@ -77,6 +77,11 @@ def check(separator: DavisSeparator, world: World, count: int, seed: int) -> tup
     return float(np.mean(base)), float(np.mean(ours))
 
 
+def provenance(module: str, facts: dict, config: dict) -> dict[str, str]:
+    """safetensors metadata as one key: a multi-key map is written in hash order, which would change the file's bytes."""
+    return {"avbench": json.dumps({"trained_by": f"python -m {module}", "training": facts, "config": config}, sort_keys=True)}
+
+
 def train(steps: int, mixtures_per_step: int, per_class: int, lr: float, seed: int, out: Path) -> dict:
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -115,7 +120,7 @@ def train(steps: int, mixtures_per_step: int, per_class: int, lr: float, seed: i
     state = {k: v.detach().contiguous() for k, v in separator.state_dict().items()}
     facts = {"steps": steps, "mixtures_per_step": mixtures_per_step, "per_class": per_class, "lr": lr, "seed": seed}
     config = {"spec": asdict(SYNTH.spec), "net": asdict(SYNTH.net), "objective": SYNTH.objective, "steps": SYNTH.steps, "predicts": SYNTH.predicts, "clamp_output": SYNTH.clamp_output}
-    save_file(state, str(out), metadata={"trained_by": "python -m baselines.davis.train", "training": json.dumps(facts), "config": json.dumps(config)})
+    save_file(state, str(out), metadata=provenance("baselines.davis.train", facts, config))
     return {**facts, "train_seconds": round(train_seconds, 1), "check_mixture_si_sdr": mixture_si_sdr, "check_si_sdr": estimate_si_sdr}
 
 

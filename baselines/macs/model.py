@@ -25,7 +25,7 @@ from .synth import SynthConfig, SynthMACS
 
 WEIGHTS_DIR = Path(__file__).with_name("weights")
 SYNTH_FILE = "macs_synth.safetensors"
-SYNTH_SHA256 = "46cd4f07e93f313ce3b7b46f5aef7a978056014f510da16a6fcdc024b07a6291"
+SYNTH_SHA256 = "ad9f55c465522ab73e3d85954c99319c693527e758804dcc9031fc506f5741ea"
 SYNTH_CONFIG = SynthConfig()
 
 
@@ -91,17 +91,16 @@ class MACS(Model):
         return model
 
     def generate(self, batch: Batch) -> list[np.ndarray]:
-        generators = [batch.generator(i) for i in range(len(batch))]
+        """Paper: SD sampling from each item's seeded latent. Synth: deterministic given the audio (generator.py)."""
         audio = batch.audio.to(self.device, torch.float32)
         if self.paper is not None:
             from .paper import PAPER_SEPARATOR
 
+            generators = [batch.generator(i) for i in range(len(batch))]
             return self.paper.generate(fit_length(audio, PAPER_SEPARATOR.samples), generators)
-        config = self.synth.config
         with torch.no_grad():
-            embeddings = self.synth.slot_embeddings(fit_length(audio, config.separator.samples))
-            z = torch.stack([torch.randn(config.generator.z_dim, generator=g) for g in generators]).to(self.device)
-            return to_uint8(self.synth.images(embeddings, z))
+            embeddings = self.synth.slot_embeddings(fit_length(audio, self.synth.config.separator.samples))
+            return to_uint8(self.synth.images(embeddings))
 
     def describe(self) -> dict:
         return {**super().describe(), "configuration": self.configuration, "checkpoint_files": dict(self.checkpoint_files)}

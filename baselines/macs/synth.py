@@ -57,6 +57,6 @@ class SynthMACS(nn.Module):
         order = significance_order(embedded, self.embedder(audio), slots)
         return torch.gather(embedded, 1, order.unsqueeze(-1).expand(-1, -1, embedded.shape[-1]))
 
-    def images(self, slot_embeddings: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """[B, M, D] slot embeddings and latents [B, z_dim] -> images [B, 3, 64, 64] in [-1, 1]."""
-        return self.generator(self.mlp(slot_embeddings), z)
+    def images(self, slot_embeddings: torch.Tensor) -> torch.Tensor:
+        """[B, M, D] slot embeddings -> images [B, 3, 64, 64] in [-1, 1]."""
+        return self.generator(self.mlp(slot_embeddings))

@@ -17,15 +17,17 @@ Configurations:
          trained on the embedded synthetic world by
          `python -m baselines.sound2scene.train`; shipped, sha256-pinned, and the
          default on synthetic suites. Output: 64 x 64.
-Any avbench-format checkpoint (one safetensors file written by `save_weights`)
-may also be passed as `--checkpoint`.
+`--checkpoint FILE` takes one file holding both `audnet.*` and `generator.*`:
+an avbench-format safetensors file (written by `checkpoint_io.save_weights`,
+its metadata holds the config) or a plain state dict, read as the paper config.
 
 Caveats. Sound2Scene aligns audio to a frozen SwAV ResNet-50; the synth
 configuration aligns to its own small image encoder trained on world images
 (common/image_stage.py), never to the clip-synth evaluator, so evaluation is
-not circular. Its generator is a conditional-VAE decoder, not a GAN. Images are
-the generator's tanh output mapped linearly to 0..255 (the official
-visualisation rescales each image by its own min and max instead).
+not circular. Its generator is trained by regression, not as a GAN, so it
+draws the mean image of a feature and z barely matters. Images are the
+generator's tanh output mapped linearly to 0..255 (the official visualisation
+rescales each image by its own min and max instead).
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ from ..common.synth_scale import SYNTH_AUDIO_RESNET, SYNTH_GENERATOR, SYNTH_SPEC
 
 NAME = "sound2scene"
 SYNTH_WEIGHTS = Path(__file__).with_name("weights") / "sound2scene_synth.safetensors"
-SYNTH_WEIGHTS_SHA256 = "0" * 64
+SYNTH_WEIGHTS_SHA256 = "8c0bd83e9d1708e5c86fa78331402cafab7ec08c1da0698ba174aa0552938fd0"
 AUDIO_FILES = ("sound2scene.pth", "sound2scene.safetensors")
 OFFICIAL_HELP = (
     "pass --checkpoint DIR, where DIR holds the official files linked from the Sound2Scene README "
@@ -86,9 +88,6 @@ class Sound2SceneNet(nn.Module):
     def embed(self, audio: torch.Tensor) -> torch.Tensor:
         """float [B, T] at 16 kHz -> L2-normalised embedding [B, feature_dim]."""
         return F.normalize(self.audnet(self.spectrogram(audio))[0], dim=1)
-
-    def forward(self, audio: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        return self.generator(z, self.embed(audio))
 
 
 def official_audio_key(key: str) -> str:
@@ -126,8 +125,8 @@ def load_official(directory: Path) -> tuple[Sound2SceneNet, str, dict[str, str]]
 def load_single_file(path: Path, expected_sha256: str | None = None) -> tuple[Sound2SceneNet, str]:
     """The net from one file holding `audnet.*` and `generator.*`: an avbench-format safetensors
     checkpoint (its metadata holds the config) or a plain state dict (paper config)."""
+    state = load_state_dict(path, expected_sha256=expected_sha256)  # hash first: nothing of a bad file is read
     config = single_file_config(path, NAME, Sound2SceneConfig, NESTED, PAPER)
-    state = load_state_dict(path, expected_sha256=expected_sha256)
     if not any(key.startswith("generator.") for key in state):
         raise CheckpointError(f"{path} holds no 'generator.*' weights; if it is the audio encoder alone, {OFFICIAL_HELP}")
     net = Sound2SceneNet(config)

@@ -34,7 +34,7 @@ from ..common.world_data import WorldData, render_world_data, to_unit_range
 from .model import NAME, SYNTH, SYNTH_WEIGHTS, Sound2SceneNet
 
 IMAGE_ENCODER_FILE = "image_encoder_synth.safetensors"
-IMAGE_ENCODER_SHA256 = "0" * 64
+IMAGE_ENCODER_SHA256 = "6c0a6b68e50e46e050600a1b091e5d647b6a945477bb4cdb69422684e1bf403b"
 IMAGE_ENCODER_MODEL = "synth-image-encoder"
 
 
@@ -44,7 +44,7 @@ class TrainConfig:
     clips_per_class: int = 200
     pairs: int = 2000
     image: ImageStageConfig = ImageStageConfig()
-    audio_steps: int = 250
+    audio_steps: int = 200
     audio_batch: int = 64
     audio_lr: float = 1e-3
     weight_decay: float = 1e-5
@@ -72,11 +72,12 @@ def train_audio_encoder(data: WorldData, targets: torch.Tensor, config: TrainCon
     spectrogram = LogSpectrogram(SYNTH.spectrogram)
     audnet = AudioResNet(SYNTH.audio).to(memory_format=torch.channels_last)
     trainable = data.audio.shape[0] - config.held_out
+    with torch.no_grad():  # the front-end has no parameters: compute every clip's spectrogram once
+        specs = torch.cat([spectrogram(chunk) for chunk in data.audio[:trainable].split(256)])
     optimiser, schedule = adam(audnet.parameters(), config.audio_lr, config.audio_steps, config.weight_decay)
     for number in range(config.audio_steps):
         index = batches(trainable, config.audio_batch, gen)
-        with torch.no_grad():
-            spec = spectrogram(data.audio[index]).contiguous(memory_format=torch.channels_last)
+        spec = specs[index].contiguous(memory_format=torch.channels_last)
         loss = info_nce_l2(audnet(spec)[0], targets[index], config.tau)
         step(optimiser, schedule, loss)
         if number % 50 == 0 or number == config.audio_steps - 1:
