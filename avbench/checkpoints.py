@@ -25,6 +25,19 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def torch_load_plain(path: Path, advice: str) -> object:
+    """`torch.load(weights_only=True)`: plain data only; anything that would run code is refused."""
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(
+            f"checkpoint {path} was refused: it holds pickled objects that are not plain data "
+            f"(torch.load weights_only=True said: {str(exc).splitlines()[0]}). {advice}"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint {path} cannot be read ({exc})") from None
+
+
 def load_state_dict(path: str | Path, expected_sha256: str | None = None) -> dict[str, torch.Tensor]:
     """Tensors of a .safetensors or torch checkpoint, never executing pickled code."""
     path = Path(path)
@@ -42,15 +55,7 @@ def load_state_dict(path: str | Path, expected_sha256: str | None = None) -> dic
             return load_file(str(path))
         except (SafetensorError, OSError, ValueError) as exc:
             raise CheckpointError(f"checkpoint {path} is not a valid safetensors file ({exc})") from None
-    try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise CheckpointError(
-            f"checkpoint {path} was refused: it holds pickled objects that are not plain tensors "
-            f"(torch.load weights_only=True said: {str(exc).splitlines()[0]}). Convert it to safetensors on a trusted machine."
-        ) from None
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise CheckpointError(f"checkpoint {path} cannot be read ({exc})") from None
+    obj = torch_load_plain(path, "Convert it to safetensors on a trusted machine.")
     for key in ("state_dict", "model", "module"):
         if isinstance(obj, Mapping) and isinstance(obj.get(key), Mapping) and not any(isinstance(v, torch.Tensor) for v in obj.values()):
             obj = obj[key]

@@ -10,13 +10,13 @@ so a file always rebuilds the network it was saved from.
 from __future__ import annotations
 
 import json
-import pickle
 from dataclasses import asdict, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 
+from avbench.checkpoints import torch_load_plain
 from avbench.errors import CheckpointError
 
 MODEL_KEY = "avbench.model"
@@ -74,15 +74,7 @@ def read_metadata(path: Path) -> dict[str, str]:
 
 def load_training_state(path: Path) -> dict:
     """A BigGAN `state_dict_best*.pth` (counters, best FID, config) read without running code."""
-    try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise CheckpointError(
-            f"{path} was refused: it holds pickled objects that are not plain data "
-            f"(torch.load weights_only=True said: {str(exc).splitlines()[0]}); remove it to use the paper's generator config"
-        ) from None
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{path} cannot be read ({exc})") from None
+    obj = torch_load_plain(path, "Remove it to use the paper's generator config.")
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path} does not hold a training-state dictionary")
     return obj

@@ -54,7 +54,7 @@ from ..common.synth_scale import SYNTH_AUDIO_RESNET, SYNTH_GENERATOR, SYNTH_SPEC
 
 NAME = "sound2scene"
 SYNTH_WEIGHTS = Path(__file__).with_name("weights") / "sound2scene_synth.safetensors"
-SYNTH_WEIGHTS_SHA256 = "8c0bd83e9d1708e5c86fa78331402cafab7ec08c1da0698ba174aa0552938fd0"
+SYNTH_WEIGHTS_SHA256 = "7b2cf69fe2980afc6b439c0283dd62adec6918192b605b9a389a7e445da37834"
 AUDIO_FILES = ("sound2scene.pth", "sound2scene.safetensors")
 OFFICIAL_HELP = (
     "pass --checkpoint DIR, where DIR holds the official files linked from the Sound2Scene README "
