@@ -56,7 +56,7 @@ from ..common.synth_scale import FEATURE_DIM, SYNTH_AUDIO_RESNET, SYNTH_GENERATO
 
 NAME = "avgas"
 SYNTH_WEIGHTS = Path(__file__).with_name("weights") / "avgas_synth.safetensors"
-SYNTH_WEIGHTS_SHA256 = "b69971980b22d76395d7934d2a261c6b004cfd16baa19a4d1dc975357acd8396"
+SYNTH_WEIGHTS_SHA256 = "84928c7d64b3fdfeb4df93a87c80bfcaec3ac1427a103eee719254102007c63d"
 NO_OFFICIAL = (
     "AV-GAS has no official checkpoint (papers.md 1.4); pass --checkpoint FILE with an avbench-format "
     "checkpoint holding 'separator.*' and 'generator.*' weights"
