@@ -184,8 +184,8 @@ def kid_from_features(
     if small and not allow_small_n:
         raise AvbenchError(
             f"KID needs at least {subset_size} items per set (subset size), got {len(generated)} generated and "
-            f"{len(reference)} reference; use more items, a smaller kid_subset_size, or --allow-small-n "
-            f"(--allow-small-n) to shrink the subsets to {n}"
+            f"{len(reference)} reference; use more items, a smaller kid_subset_size, or allow_small_n "
+            f"(--allow-small-n on the command line) to shrink the subsets to {n}"
         )
     if n < 2:
         raise AvbenchError(f"KID needs at least 2 items per set, got {n}")
