@@ -242,6 +242,12 @@ def _ranks(long: pd.DataFrame) -> pd.Series:
     return ranks
 
 
+def _fixed(value: float, places: int) -> str:
+    """`value` with `places` decimals; a value that rounds to zero prints without a minus sign."""
+    text = f"{value:.{places}f}"
+    return text.lstrip("-") if float(text) == 0 else text
+
+
 def formatted_cells(long: pd.DataFrame) -> pd.DataFrame:
     """Text of each cell's number and half-interval, its rank and whether it skipped units."""
     out = long.copy()
@@ -252,9 +258,9 @@ def formatted_cells(long: pd.DataFrame) -> pd.DataFrame:
         for i, cell in group.iterrows():
             if not cell["present"]:
                 continue
-            out.at[i, "text"] = "n/a" if pd.isna(cell["value"]) else f"{cell['value']:.{places}f}"
+            out.at[i, "text"] = "n/a" if pd.isna(cell["value"]) else _fixed(cell["value"], places)
             if pd.notna(cell["lo"]) and pd.notna(cell["hi"]):
-                out.at[i, "half"] = f"{(cell['hi'] - cell['lo']) / 2:.{places}f}"
+                out.at[i, "half"] = _fixed((cell["hi"] - cell["lo"]) / 2, places)
     out["marked"] = out["skipped"].fillna(0) > 0
     return out
 

@@ -4,16 +4,25 @@
     python leaderboards/build.py --check    # exits 1 if the committed tables differ from fresh ones
 
 Each table is `avbench leaderboard` over the records of one suite, so it is a
-pure function of those records (kept under --runs).
+pure function of those records (kept under --runs, where a second build
+resumes them). The check compares the Markdown and LaTeX tables as text, and
+the CSV's full-precision numbers to a relative 1e-4, because float sums
+differ in their last bits from one CPU to another.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
 import avbench
+from avbench.data.suite import load_suite
+from avbench.record import Record
 from avbench.registry import models
 from avbench.tables import render
 
@@ -21,28 +30,53 @@ HERE = Path(__file__).resolve().parent
 SUITES = ("synth-single", "synth-mixed2", "synth-sep")
 MODELS = ("oracle", "oracle-one", "random", "mixture", "sound2scene", "avgas", "macs", "davis")
 FORMATS = {"csv": "csv", "md": "markdown", "tex": "latex"}
+CSV_RTOL = 1e-4
 
 
-def records(suite: str, runs: Path) -> list:
-    """One record per model that can run on `suite` (runs resume and reuse the cache)."""
-    from avbench.data.suite import load_suite
-
+def runnable(suite: str) -> list[str]:
+    """The leaderboard's models that have a task of `suite`, in table order."""
     tasks = set(load_suite(suite).tasks)
-    out = []
-    for name in MODELS:
-        if name in models.names() and tasks & set(models.get(name).tasks):
-            out.append(avbench.evaluate(name, suite, out=runs / suite / name, cache_dir=runs / "cache"))
-    return out
+    return [name for name in MODELS if name in models.names() and tasks & set(models.get(name).tasks)]
 
 
-def tables(suite: str, runs: Path) -> dict[str, str]:
+def run(model: str, suite: str, runs: Path) -> Record:
+    """One model's record on one suite (resumed from --runs, features from its shared cache)."""
+    return avbench.evaluate(model, suite, out=runs / suite / model, cache_dir=runs / "cache")
+
+
+def tables(suite: str, records: list[Record]) -> dict[str, str]:
     """File name -> text of the suite's committed tables."""
-    found = records(suite, runs)
     caption = f"avbench on {suite} (protocol v1)"
     return {
-        f"{suite}.{ext}": render(found, fmt, suite=suite, caption=caption if fmt != "csv" else None, label=f"tab:{suite}" if fmt == "latex" else None)
+        f"{suite}.{ext}": render(records, fmt, suite=suite, caption=caption if fmt != "csv" else None, label=f"tab:{suite}" if fmt == "latex" else None)
         for ext, fmt in FORMATS.items()
     }
+
+
+def _same_csv(committed: str, fresh: str) -> bool:
+    old, new = (pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False) for text in (committed, fresh))
+    if list(old.columns) != list(new.columns) or len(old) != len(new):
+        return False
+    for column in old.columns:
+        a, b = pd.to_numeric(old[column], errors="coerce"), pd.to_numeric(new[column], errors="coerce")
+        numeric = a.notna() & b.notna()
+        if not (old[column][~numeric] == new[column][~numeric]).all():
+            return False
+        if not np.allclose(a[numeric], b[numeric], rtol=CSV_RTOL, atol=0.0):
+            return False
+    return True
+
+
+def differences(fresh: dict[str, str]) -> list[str]:
+    """The file names whose committed table differs from the fresh one."""
+    different = []
+    for name, text in fresh.items():
+        path = HERE / name
+        committed = path.read_text("utf-8") if path.is_file() else None
+        same = committed is not None and (_same_csv(committed, text) if name.endswith(".csv") else committed == text)
+        if not same:
+            different.append(name)
+    return different
 
 
 def main() -> int:
@@ -52,14 +86,13 @@ def main() -> int:
     args = parser.parse_args()
     different = []
     for suite in SUITES:
-        for name, text in tables(suite, args.runs).items():
-            path = HERE / name
-            if args.check:
-                if not path.is_file() or path.read_text("utf-8") != text:
-                    different.append(name)
-            else:
-                path.write_text(text, "utf-8")
-                print(f"wrote {path}")
+        fresh = tables(suite, [run(model, suite, args.runs) for model in runnable(suite)])
+        if args.check:
+            different += differences(fresh)
+            continue
+        for name, text in fresh.items():
+            (HERE / name).write_text(text, "utf-8")
+            print(f"wrote {HERE / name}")
     if different:
         print(f"differ from fresh runs: {', '.join(different)}", file=sys.stderr)
     return 1 if different else 0

@@ -1,10 +1,14 @@
-"""Shared fixtures: an isolated AVBENCH_HOME and no network for any test."""
+"""Shared fixtures: an isolated AVBENCH_HOME, no network for any test, and the leaderboards' runs."""
 
 from __future__ import annotations
 
+import importlib.util
 import socket
+from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(autouse=True)
@@ -26,3 +30,25 @@ def _no_network(monkeypatch):
 
     real_connect = socket.socket.connect
     monkeypatch.setattr(socket.socket, "connect", guarded_connect)
+
+
+class LeaderboardRuns:
+    """The committed leaderboards' runs, each made once per session, on first use."""
+
+    def __init__(self, root: Path):
+        spec = importlib.util.spec_from_file_location("leaderboard_build", ROOT / "leaderboards" / "build.py")
+        self.build = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(self.build)
+        self.root = root
+        self._records: dict[str, dict] = {}
+
+    def records(self, suite: str) -> dict:
+        """Model name -> record of every leaderboard model on `suite`, in table order."""
+        if suite not in self._records:
+            self._records[suite] = {model: self.build.run(model, suite, self.root) for model in self.build.runnable(suite)}
+        return self._records[suite]
+
+
+@pytest.fixture(scope="session")
+def leaderboard_runs(tmp_path_factory) -> LeaderboardRuns:
+    return LeaderboardRuns(tmp_path_factory.mktemp("leaderboard-runs"))
