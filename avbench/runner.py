@@ -28,6 +28,7 @@ from . import __version__
 from .cache import ArrayCache, atomic_write_text, avbench_home, locked, stable_hash
 from .data.items import ReadyItem, data_source
 from .data.loader import batches
+from .data.spill import ArraySpill, SpilledItem, spill_items
 from .data.suite import Suite, load_suite
 from .distributed import init_from_env
 from .errors import AvbenchError, DataError, ModelOutputError
@@ -36,7 +37,7 @@ from .models.base import Batch, Model
 from .models.checks import as_image, as_waveforms, batch_list
 from .outputs import OutputStore, png_bytes, wav_bytes
 from .progress import progress
-from .record import Counts, Failure, ModelInfo, Record, SuiteInfo, dumps
+from .record import Counts, Failure, MetricEntry, ModelInfo, Record, SuiteInfo, dumps
 from .registry import models as model_registry
 from .scoring import RunScoring, items_table, score_task
 from .metrics.bootstrap import CONFIDENCE, RESAMPLES
@@ -270,32 +271,14 @@ class Run:
     def score(self) -> Record:
         start = time.perf_counter()
         features = FeatureStore(self.cache, Backbones(self.device), self.options.batch_size, self.world)
-        entries, failures, rows = [], [], []
         done = {(task, item.id): self.store.done(task, item.id) for task in self.tasks for item in self.items}
         for (task, item_id), marker in done.items():
             if marker is None:
                 raise AvbenchError(f"item {item_id} has no output for {task}; run generation first")
         scored = [item for item in self.items if any(done[t, item.id].status == "ok" for t in self.tasks)]
-        ready_by_id: dict[str, ReadyItem] = {}
-        for loaded in batches(self.source, self.suite, scored, self.options.batch_size, self.options.workers):
-            for one in loaded:
-                if not isinstance(one, ReadyItem):
-                    raise DataError(one[1])
-                ready_by_id[one.item.id] = one
-        for task in self.tasks:
-            ok_ready, ok_done = [], []
-            for item in self.items:
-                marker = done[task, item.id]
-                if marker.status != "ok":
-                    failures.append(Failure(item=item.id, task=task, reason=marker.reason))
-                    rows.append({"item": item.id, "task": task, "status": "failed", "reason": marker.reason})
-                    continue
-                ok_ready.append(ready_by_id[item.id])
-                ok_done.append(marker)
-            inputs = RunScoring(self.suite, task, ok_ready, ok_done, self.store, features, self.options.seed, self.options.allow_small_n)
-            task_entries, per_item = score_task(inputs, self.options.seed)
-            entries.extend(task_entries)
-            rows.extend({"item": i, "task": task, "status": "ok", "reason": "", **per_item.get(i, {})} for i in inputs.item_ids)
+        with ArraySpill(self.dir) as spill:
+            by_id = {s.item.id: s for s in spill_items(self.source, self.suite, scored, spill, self.options.batch_size, self.options.workers)}
+            entries, failures, rows = self._score_tasks(done, by_id, features)
         rows.extend({"item": i, "task": t, "status": "missing", "reason": "; ".join(p)} for i, p in self.missing.items() for t in self.tasks)
         self.timings["score"] = time.perf_counter() - start
         record = self._record(entries, failures, features)
@@ -308,6 +291,25 @@ class Run:
         except OSError as exc:
             raise cannot_write(f"the record and items.csv to {self.dir}", exc) from None
         return record
+
+    def _score_tasks(self, done: dict, by_id: dict[str, SpilledItem], features: FeatureStore) -> tuple[list[MetricEntry], list[Failure], list[dict]]:
+        """Every task's metric entries, its failures, and the per-item rows of items.csv."""
+        entries, failures, rows = [], [], []
+        for task in self.tasks:
+            ok_ready, ok_done = [], []
+            for item in self.items:
+                marker = done[task, item.id]
+                if marker.status != "ok":
+                    failures.append(Failure(item=item.id, task=task, reason=marker.reason))
+                    rows.append({"item": item.id, "task": task, "status": "failed", "reason": marker.reason})
+                    continue
+                ok_ready.append(by_id[item.id])
+                ok_done.append(marker)
+            inputs = RunScoring(self.suite, task, ok_ready, ok_done, self.store, features, self.options.seed, self.options.allow_small_n)
+            task_entries, per_item = score_task(inputs, self.options.seed)
+            entries.extend(task_entries)
+            rows.extend({"item": i, "task": task, "status": "ok", "reason": "", **per_item.get(i, {})} for i in inputs.item_ids)
+        return entries, failures, rows
 
     def _record(self, entries, failures, features: FeatureStore) -> Record:
         failed_items = {f.item for f in failures}

@@ -1,23 +1,23 @@
 """From stored outputs to metric entries and the per-item table.
 
-`RunScoring` is the runner's implementation of `ScoringInputs`: it loads
-outputs and references lazily, routes every feature request through the
+`RunScoring` is the runner's implementation of `ScoringInputs`: it reads
+outputs and references one at a time as a pass needs them (references from
+the scoring scratch file), routes every feature request through the
 `FeatureStore`, and knows nothing of any particular metric.
 """
 
 from __future__ import annotations
 
-import hashlib
-from functools import cached_property
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 import soxr
 
-from .data.items import ReadyItem
+from .data.spill import SpilledItem
 from .data.suite import Suite
 from .errors import AvbenchError
-from .features import FeatureStore, ImageSet, image_hash
+from .features import FeatureStore, ImageSet
 from .metrics.base import MetricValue
 from .metrics.bootstrap import CONFIDENCE, RESAMPLES, bootstrap_ci
 from .outputs import Done, OutputStore
@@ -27,23 +27,41 @@ from .registry import metrics as metric_registry
 DEFAULT_LAYER = {"clip": "embedding", "inception": "2048"}
 
 
-def reference_set(ready: list[ReadyItem], which: str, suite_name: str) -> ImageSet:
-    """The suite's own images: each item's reference, or every source frame."""
+def reference_set(items: Sequence[SpilledItem], which: str, suite_name: str) -> ImageSet:
+    """The suite's own images: each item's reference, or every source frame (read back when a pass needs them)."""
     if which == "reference":
-        images = [r.truth.reference for r in ready]
+        images = [(s, s.reference) for s in items]
     elif which == "source_frames":
-        images = [im for r in ready for im in r.truth.source_images]
+        images = [(s, stored) for s in items for stored in s.source_images]
     else:
         raise AvbenchError(f"unknown image set {which!r}; use generated, per_source, reference or source_frames")
-    if any(im is None for im in images):
+    if any(stored is None for _, stored in images):
         raise AvbenchError(f"suite {suite_name!r} has items without a reference image")
-    return ImageSet(hashes=[image_hash(im) for im in images], load=lambda i: images[i])
+    return ImageSet(hashes=[stored.sha256 for _, stored in images], load=lambda i: images[i][0].read(images[i][1]))
+
+
+class WaveformPairs(Sequence):
+    """(reference [S, T], estimate [S, T]) float64 per item, read from disk on each access."""
+
+    def __init__(self, items: Sequence[SpilledItem], done: Sequence[Done], store: OutputStore, task: str):
+        self._items, self._done, self._store, self._task = items, done, store, task
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __getitem__(self, k):
+        if isinstance(k, slice):
+            return [self[i] for i in range(*k.indices(len(self)))]
+        estimate = self._store.audio(self._task, self._done[k].files[0][0]).astype(np.float64)
+        item = self._items[k]
+        reference = item.read(item.sources)[:, : estimate.shape[1]].astype(np.float64)
+        return reference, estimate
 
 
 class RunScoring:
     """ScoringInputs over the items of one task whose outputs are ok."""
 
-    def __init__(self, suite: Suite, task: str, ready: list[ReadyItem], done: list[Done], store: OutputStore, features: FeatureStore, seed: int, allow_small_n: bool = False):
+    def __init__(self, suite: Suite, task: str, ready: list[SpilledItem], done: list[Done], store: OutputStore, features: FeatureStore, seed: int, allow_small_n: bool = False):
         self.suite = suite
         self.allow_small_n = allow_small_n
         self.task = task
@@ -78,22 +96,21 @@ class RunScoring:
         return float(self._features.text(backbone, list(self.suite.classes))["logit_scale"])
 
     def audio_features(self, backbone: str) -> np.ndarray:
-        target = self._features.backbones.spec(backbone).sample_rate or self.suite.sample_rate
-        clips = [r.mixture if target == self.suite.sample_rate else soxr.resample(r.mixture, self.suite.sample_rate, target, quality="HQ") for r in self._ready]
-        hashes = [f"{target}:" + hashlib.sha256(c.tobytes()).hexdigest() for c in clips]
-        return self._features.audio(backbone, hashes, lambda i: clips[i].astype(np.float32))
+        rate = self.suite.sample_rate
+        target = self._features.backbones.spec(backbone).sample_rate or rate
 
-    @cached_property
-    def _waveforms(self) -> list[tuple[np.ndarray, np.ndarray]]:
-        pairs = []
-        for ready, done in zip(self._ready, self._done):
-            estimate = self._store.audio(self.task, done.files[0][0]).astype(np.float64)
-            reference = ready.truth.sources[:, : estimate.shape[1]].astype(np.float64)
-            pairs.append((reference, estimate))
-        return pairs
+        def load(i: int) -> np.ndarray:
+            item = self._ready[i]
+            mixture = item.read(item.mixture)
+            if target != rate:
+                mixture = soxr.resample(mixture, rate, target, quality="HQ")
+            return mixture.astype(np.float32)
 
-    def waveforms(self) -> list[tuple[np.ndarray, np.ndarray]]:
-        return self._waveforms
+        hashes = [f"{rate}->{target}:{r.mixture.sha256}" for r in self._ready]
+        return self._features.audio(backbone, hashes, load)
+
+    def waveforms(self) -> WaveformPairs:
+        return WaveformPairs(self._ready, self._done, self._store, self.task)
 
 
 def entry_from_value(value: MetricValue, metric: str, task: str, protocol: int, seed: int) -> MetricEntry:

@@ -18,10 +18,10 @@ import numpy as np
 import torch
 
 from .cache import ArrayCache, atomic_write, avbench_home
-from .data.items import ReadyItem, data_source
-from .data.loader import batches
+from .data.items import data_source
+from .data.spill import ArraySpill, spill_items
 from .data.suite import load_suite
-from .errors import AvbenchError, DataError
+from .errors import AvbenchError
 from .features import Backbones, FeatureStore
 from .scoring import reference_set
 
@@ -37,15 +37,10 @@ def export(suite_name: str, backbone: str, out: Path, which: str = "reference", 
            cache_dir: Path | None = None, device: str = "cpu", batch_size: int = 32) -> dict:
     """Compute (or read from the cache) a suite's reference features and write them to `out`."""
     suite = load_suite(suite_name)
-    ready: list[ReadyItem] = []
-    for loaded in batches(data_source(suite, data_root), suite, list(suite.items), batch_size):
-        for one in loaded:
-            if not isinstance(one, ReadyItem):
-                raise DataError(one[1])
-            ready.append(one)
-    images = reference_set(ready, which, suite.name)
     store = _store(cache_dir, device, batch_size)
-    layers = store.images(backbone, images)
+    with ArraySpill() as spill:
+        images = reference_set(spill_items(data_source(suite, data_root), suite, list(suite.items), spill, batch_size), which, suite.name)
+        layers = store.images(backbone, images)
     meta = {
         "format": FORMAT,
         "suite": [suite.name, suite.version, suite.manifest_sha256],

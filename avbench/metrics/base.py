@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, Sequence
 
 import numpy as np
 
@@ -74,8 +74,8 @@ class ScoringInputs(Protocol):
     def logit_scale(self, backbone: str) -> float:
         """The CLIP backbone's learned logit scale (exp'd)."""
 
-    def waveforms(self) -> list[tuple[np.ndarray, np.ndarray]]:
-        """separate_audio: (reference [S, T], estimate [S, T]) float64 per item."""
+    def waveforms(self) -> Sequence[tuple[np.ndarray, np.ndarray]]:
+        """separate_audio: (reference [S, T], estimate [S, T]) float64 per item, read on each access."""
 
 
 class Metric(abc.ABC):
