@@ -121,21 +121,28 @@ class FeatureStore:
         def compute() -> dict[str, np.ndarray]:
             extractor = self.backbones.get(backbone)
             log.info("feature pass: %d images through %s", len(images), backbone)
-            rows: dict[str, list[tuple[int, np.ndarray]]] = {}
             mine = self.world.shard(list(range(len(images))))
+            layers: dict[str, np.ndarray] = {}  # one preallocated [len(mine), D] array per layer: no per-batch pieces
             with torch.inference_mode():
                 for start in range(0, len(mine), self.batch_size):
-                    indices = mine[start : start + self.batch_size]
-                    for group in _by_shape([(i, images.load(i)) for i in indices]):
+                    positions = range(start, min(start + self.batch_size, len(mine)))
+                    for group in _by_shape([(p, images.load(mine[p])) for p in positions]):
                         out = extractor.encode_images(_stack([im for _, im in group]).to(extractor.device))
+                        rows = [p for p, _ in group]
                         for layer, value in out.items():
                             value = value.detach().to("cpu", torch.float64).numpy()
-                            rows.setdefault(layer, []).extend(zip((i for i, _ in group), value))
-            merged: dict[str, list[tuple[int, np.ndarray]]] = {}
-            for part in self.world.all_gather(rows):
-                for layer, pairs in part.items():
-                    merged.setdefault(layer, []).extend(pairs)
-            return {layer: np.stack([v for _, v in sorted(pairs, key=lambda p: p[0])]) for layer, pairs in merged.items()}
+                            if layer not in layers:
+                                layers[layer] = np.empty((len(mine), *value.shape[1:]), dtype=np.float64)
+                            layers[layer][rows] = value
+            if self.world.size == 1:
+                return layers
+            merged: dict[str, np.ndarray] = {}
+            for indices, part in self.world.all_gather((mine, layers)):
+                for layer, value in part.items():
+                    if layer not in merged:
+                        merged[layer] = np.empty((len(images), *value.shape[1:]), dtype=np.float64)
+                    merged[layer][indices] = value
+            return merged
 
         return self._cached(self.key(backbone, "images", images.hashes), compute)
 
