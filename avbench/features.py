@@ -20,6 +20,7 @@ import torch
 from . import __version__
 from .cache import ArrayCache, stable_hash
 from .distributed import World
+from .versions import installed
 
 log = logging.getLogger("avbench.features")
 
@@ -43,10 +44,7 @@ class ImageSet:
 
 
 def _library_versions() -> dict[str, str]:
-    import open_clip
-    import torch_fidelity
-
-    return {"avbench": __version__, "torch": torch.__version__, "open_clip": open_clip.__version__, "torch_fidelity": torch_fidelity.__version__}
+    return {"avbench": __version__, "torch": torch.__version__, "open_clip": installed("open_clip"), "torch_fidelity": installed("torch_fidelity")}
 
 
 class Backbones:

@@ -40,6 +40,7 @@ from .progress import progress
 from .record import Counts, Failure, MetricEntry, ModelInfo, Record, SuiteInfo, dumps
 from .registry import models as model_registry
 from .scoring import RunScoring, items_table, score_task
+from .versions import DISTRIBUTIONS, installed
 from .metrics.bootstrap import CONFIDENCE, RESAMPLES
 
 log = logging.getLogger("avbench.run")
@@ -367,12 +368,7 @@ def environment() -> dict[str, str]:
     import scipy
 
     versions = {"python": platform.python_version(), "platform": platform.platform(), "torch": torch.__version__, "numpy": numpy.__version__, "scipy": scipy.__version__}
-    for module in ("open_clip", "torch_fidelity", "torchmetrics"):
-        try:
-            versions[module] = __import__(module).__version__
-        except ImportError:
-            versions[module] = "absent"
-    return versions
+    return versions | {module: installed(module) for module in DISTRIBUTIONS}
 
 
 def run(options: RunOptions, model: Model | None = None) -> tuple[Record, Path]:
