@@ -49,9 +49,7 @@ class WaveformPairs(Sequence):
     def __len__(self) -> int:
         return len(self._items)
 
-    def __getitem__(self, k):
-        if isinstance(k, slice):
-            return [self[i] for i in range(*k.indices(len(self)))]
+    def __getitem__(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         estimate = self._store.audio(self._task, self._done[k].files[0][0]).astype(np.float64)
         item = self._items[k]
         reference = item.read(item.sources)[:, : estimate.shape[1]].astype(np.float64)
