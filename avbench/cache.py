@@ -44,6 +44,13 @@ def stable_hash(obj: Any) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def array_hash(array: np.ndarray) -> str:
+    """Content hash of an array's shape and bytes: how features and media name images and waveforms."""
+    digest = hashlib.sha256(str(array.shape).encode())
+    digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
 _HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
 _SWEPT: set[tuple[int, str]] = set()
 
@@ -107,6 +114,54 @@ def locked(path: Path) -> Iterator[None]:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path) + ".lock"):
         yield
+
+
+class JsonIndex:
+    """A small JSON map in one file: read once, new entries merged back under a lock on save.
+
+    For facts that are cheap to keep and dear to recompute (an item's media
+    hashes, a model's identity); a lost or unreadable file only costs a recomputation.
+    """
+
+    def __init__(self, path: Path, what: str):
+        self.path, self.what = Path(path), what
+        self._entries = self._read()
+        self._new: dict[str, Any] = {}
+
+    def _read(self) -> dict[str, Any]:
+        try:
+            entries = json.loads(self.path.read_text("utf-8"))
+            if not isinstance(entries, dict):
+                raise ValueError("not a JSON object")
+            return entries
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            log.warning("%s %s is unreadable (%s); its entries will be recomputed", self.what, self.path, exc)
+            return {}
+
+    def get(self, key: str) -> Any:
+        return self._entries.get(key)
+
+    def put(self, key: str, value: Any) -> None:
+        value = json.loads(json.dumps(value, default=str))  # as it will read back
+        if self._entries.get(key) != value:
+            self._entries[key] = self._new[key] = value
+
+    def refresh(self) -> None:
+        """Take in entries other processes (ranks, earlier stages) saved since this one was read."""
+        self._entries = self._read() | self._entries
+
+    def save(self) -> None:
+        if not self._new:
+            return
+        try:
+            with locked(self.path):
+                atomic_write_text(self.path, json.dumps(self._read() | self._new, separators=(",", ":")))
+        except OSError as exc:
+            log.warning("cannot write the %s %s (%s); the next run recomputes its entries", self.what, self.path, exc)
+            return
+        self._new.clear()
 
 
 class ArrayCache:

@@ -9,7 +9,6 @@ backbone at all.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -23,13 +22,6 @@ from .distributed import World
 from .versions import installed
 
 log = logging.getLogger("avbench.features")
-
-
-def image_hash(image: np.ndarray) -> str:
-    """Content hash of a decoded uint8 image (shape included)."""
-    digest = hashlib.sha256(str(image.shape).encode())
-    digest.update(np.ascontiguousarray(image).tobytes())
-    return digest.hexdigest()
 
 
 @dataclass
@@ -96,10 +88,10 @@ class FeatureStore:
         self.batch_size = batch_size
         self.passes = 0
         self._memo: dict[str, dict[str, np.ndarray]] = {}
-        self._versions = _library_versions()
+        self.versions = _library_versions()
 
     def key(self, backbone: str, kind: str, content: Sequence[str]) -> str:
-        return stable_hash({"backbone": self.backbones.identity(backbone), "kind": kind, "versions": self._versions, "content": list(content)})
+        return stable_hash({"backbone": self.backbones.identity(backbone), "kind": kind, "versions": self.versions, "content": list(content)})
 
     def _cached(self, key: str, compute: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
         if key in self._memo:

@@ -14,12 +14,14 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from .errors import RecordError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SCHEMA_VERSION = 1
 ITEM_COLUMNS = ("item", "task", "status", "reason")  # then one column per per-item metric
@@ -258,6 +260,8 @@ def load_items(run: str | Path) -> pd.DataFrame | None:
     path = (run if run.is_dir() else run.parent) / "items.csv"
     if not path.is_file():
         return None
+    import pandas as pd  # only readers of per-item tables pay for it, not every run
+
     try:
         items = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:

@@ -92,6 +92,19 @@ class Registry(Generic[T]):
             self._loaded[name] = obj
             return obj
 
+    def module_of(self, name: str) -> str:
+        """The module `name` comes from, without importing it."""
+        with self._lock:
+            self._scan()
+            if name not in self._targets:
+                raise RegistryError(self._unknown(name))
+            target = self._targets[name]
+        if isinstance(target, str):
+            return target.partition(":")[0]
+        if hasattr(target, "load") and hasattr(target, "group"):  # an EntryPoint
+            return target.module
+        return target.__module__
+
     def _check(self, name: str, obj: Any) -> None:
         if self.base is None:
             return

@@ -1,12 +1,13 @@
-"""One run: suite -> items -> model -> outputs (cached) -> features (cached) -> metrics -> record.
+"""One run: suite -> items -> model -> outputs (cached) -> features (cached) -> metrics (cached) -> record.
 
 Under torchrun the items are sharded across ranks for generation and
 feature passes; rank 0 writes the one record.
 
 The runner knows no particular model or metric. Outputs land in the run
 directory item by item (see outputs.py), so a killed run resumes where it
-stopped; features land in the content-addressed cache, so a second scoring
-recomputes nothing.
+stopped; features and metric scores land in the content-addressed cache,
+with each item's media hashes and the model's identity beside them, so a
+second run builds no model, loads no media and recomputes nothing.
 """
 
 from __future__ import annotations
@@ -28,18 +29,21 @@ from . import __version__
 from .cache import ArrayCache, atomic_write_text, avbench_home, locked, stable_hash
 from .data.items import ReadyItem, data_source
 from .data.loader import batches
-from .data.spill import ArraySpill, SpilledItem, spill_items
+from .data.media import ItemMedia, MediaStore
+from .data.media_index import MediaIndex
 from .data.suite import Suite, load_suite
 from .distributed import init_from_env
 from .errors import AvbenchError, DataError, ModelOutputError
 from .features import Backbones, FeatureStore
 from .models.base import Batch, Model
 from .models.checks import as_image, as_waveforms, batch_list
+from .models.handle import ModelHandle, open_model
 from .outputs import OutputStore, png_bytes, wav_bytes
 from .progress import progress
 from .record import Counts, Failure, MetricEntry, ModelInfo, Record, SuiteInfo, dumps
 from .registry import models as model_registry
-from .scoring import RunScoring, items_table, score_task
+from .score_cache import ScoreCache
+from .scoring import RunScoring, items_csv, score_task
 from .versions import DISTRIBUTIONS, installed
 from .metrics.bootstrap import CONFIDENCE, RESAMPLES
 
@@ -119,14 +123,17 @@ class Run:
         self.suite: Suite = load_suite(options.suite)
         self.world, device = init_from_env(options.device)
         self.device = pick_device(device)
+        self.cache = ArrayCache(Path(options.cache_dir) if options.cache_dir else avbench_home() / "cache" / "features")
         if model is None:
             model_cls = model_registry.get(options.model)
-            model = model_cls.from_checkpoint(options.checkpoint, device=str(self.device), suite=self.suite)
-        self.model = model
-        self.tasks = [t for t in self.suite.tasks if model.supports(t)]
+            self.handle = open_model(model_cls, options.checkpoint, str(self.device), self.suite, self.cache.root / "models")
+        else:
+            self.handle = ModelHandle(type(model), lambda: model)
+        self.model_cls = self.handle.cls
+        self.tasks = [t for t in self.suite.tasks if self.model_cls.supports(t)]
         if not self.tasks:
             raise AvbenchError(
-                f"model {model.name!r} supports {sorted(model.tasks) or 'no task'}, "
+                f"model {self.model_cls.name!r} supports {sorted(self.model_cls.tasks) or 'no task'}, "
                 f"suite {self.suite.name!r} needs one of {list(self.suite.tasks)}"
             )
         items = list(self.suite.items)
@@ -148,7 +155,7 @@ class Run:
         self.items = [item for item in items if item.id not in self.missing]
         self.key = stable_hash(
             {
-                "model": model.describe(),
+                "model": self.handle.identity,
                 "suite": [self.suite.name, self.suite.version, self.suite.manifest_sha256],
                 "items": [item.id for item in self.items],
                 "seed": options.seed,
@@ -156,9 +163,11 @@ class Run:
                 "avbench": __version__,
             }
         )
-        self.dir = Path(options.out) if options.out else Path("runs") / f"{model.name}_{self.suite.name}"
+        self.dir = Path(options.out) if options.out else Path("runs") / f"{self.model_cls.name}_{self.suite.name}"
         self.store = OutputStore(self.dir)
-        self.cache = ArrayCache(Path(options.cache_dir) if options.cache_dir else avbench_home() / "cache" / "features")
+        self.scores = ScoreCache(self.cache.root / "scores")
+        index = MediaIndex(self.cache.root / "media", self.suite, self.source.kind())
+        self.media = MediaStore(self.source, self.suite, index, options.batch_size, options.workers, scratch_dir=self.dir)
         self.model_calls = 0
         self.timings: dict[str, float] = {}
 
@@ -175,23 +184,24 @@ class Run:
                 raise AvbenchError(f"{self.dir} holds a run of another configuration; choose another --out or remove it")
             return
         try:
-            atomic_write_text(marker, json.dumps({"run_key": self.key, "model": self.model.name, "suite": self.suite.name}, indent=2))
+            atomic_write_text(marker, json.dumps({"run_key": self.key, "model": self.model_cls.name, "suite": self.suite.name}, indent=2))
         except OSError as exc:
             raise cannot_write(str(marker), exc) from None
 
     def _batch(self, ready: list[ReadyItem]) -> Batch:
+        model = self.handle.get()
         audio = np.stack([r.mixture for r in ready])
-        rate = self.model.sample_rate or self.suite.sample_rate
+        rate = model.sample_rate or self.suite.sample_rate
         if rate != self.suite.sample_rate:
             audio = np.stack([soxr.resample(a, self.suite.sample_rate, rate, quality="HQ") for a in audio]).astype(np.float32)
         return Batch(
             item_ids=[r.item.id for r in ready],
-            audio=torch.from_numpy(audio).to(self.model.device),
+            audio=torch.from_numpy(audio).to(model.device),
             sample_rate=rate,
             seeds=[item_seed(self.options.seed, r.item.seed) for r in ready],
             num_sources=[r.item.num_sources for r in ready],
             cues=[list(r.truth.source_images) for r in ready],
-            truth=[r.truth for r in ready] if self.model.uses_ground_truth else None,
+            truth=[r.truth for r in ready] if self.model_cls.uses_ground_truth else None,
         )
 
     def _files(self, task: str, ready: ReadyItem, output) -> dict[str, bytes]:
@@ -207,12 +217,12 @@ class Run:
     def _call(self, task: str, ready: list[ReadyItem]) -> list:
         self.model_calls += 1
         batch = self._batch(ready)
-        method = getattr(self.model, task)
+        method = getattr(self.handle.get(), task)
         if self.options.item_timeout is None:
             outputs = method(batch)
         else:
             outputs = call_with_timeout(method, batch, self.options.item_timeout * len(ready))
-        return batch_list(outputs, len(ready), f"{self.model.name}.{task}")
+        return batch_list(outputs, len(ready), f"{self.model_cls.name}.{task}")
 
     def _generate_batch(self, task: str, ready: list[ReadyItem]) -> None:
         try:
@@ -244,8 +254,13 @@ class Run:
         except OSError as exc:
             raise cannot_write(f"the failure of item {item_id} to {self.store.root}", exc) from None
 
-    def generate(self) -> None:
-        """Load each pending item once, then run every task it still needs."""
+    def generate(self, keep_media: bool = False) -> None:
+        """Load each pending item once, then run every task it still needs.
+
+        Every loaded item's media hashes go into the media index; with
+        `keep_media` (a scoring stage follows in this process) its arrays are
+        kept too, so scoring need not load it again.
+        """
         start = time.perf_counter()
         if self.world.is_main:
             self.dir.mkdir(parents=True, exist_ok=True)
@@ -254,9 +269,14 @@ class Run:
         pending = {item.id: [t for t in self.tasks if self.store.done(t, item.id) is None] for item in self.world.shard(self.items)}
         todo = [item for item in self.world.shard(self.items) if pending[item.id]]
         total = len(pending)
-        with progress(f"{self.model.name} on {self.suite.name}", total=total, done=total - len(todo), enabled=self.world.is_main) as advance:
+        with progress(f"{self.model_cls.name} on {self.suite.name}", total=total, done=total - len(todo), enabled=self.world.is_main) as advance:
             for loaded in batches(self.source, self.suite, todo, self.options.batch_size, self.options.workers):
                 ready = [r for r in loaded if isinstance(r, ReadyItem)]
+                for one in ready:
+                    if keep_media:
+                        self.media.keep(one)
+                    else:
+                        self.media.index_only(one)
                 for item, reason in (r for r in loaded if not isinstance(r, ReadyItem)):
                     for task in pending[item.id]:
                         self._fail(task, item.id, reason)
@@ -265,6 +285,7 @@ class Run:
                     if needing:
                         self._generate_batch(task, needing)
                 advance(len(loaded))
+        self.media.save_index()
         self.world.barrier()
         self.timings["generate"] = time.perf_counter() - start
 
@@ -277,9 +298,8 @@ class Run:
             if marker is None:
                 raise AvbenchError(f"item {item_id} has no output for {task}; run generation first")
         scored = [item for item in self.items if any(done[t, item.id].status == "ok" for t in self.tasks)]
-        with ArraySpill(self.dir) as spill:
-            by_id = {s.item.id: s for s in spill_items(self.source, self.suite, scored, spill, self.options.batch_size, self.options.workers)}
-            entries, failures, rows = self._score_tasks(done, by_id, features)
+        by_id = {m.item.id: m for m in self.media.media(scored)}
+        entries, failures, rows = self._score_tasks(done, by_id, features)
         rows.extend({"item": i, "task": t, "status": "missing", "reason": "; ".join(p)} for i, p in self.missing.items() for t in self.tasks)
         self.timings["score"] = time.perf_counter() - start
         record = self._record(entries, failures, features)
@@ -287,13 +307,13 @@ class Run:
             return record
         try:
             with locked(self.dir / "record.json"):
-                atomic_write_text(self.dir / "items.csv", items_table(rows).to_csv(index=False))
+                atomic_write_text(self.dir / "items.csv", items_csv(rows))
                 atomic_write_text(self.dir / "record.json", dumps(record), durable=True)
         except OSError as exc:
             raise cannot_write(f"the record and items.csv to {self.dir}", exc) from None
         return record
 
-    def _score_tasks(self, done: dict, by_id: dict[str, SpilledItem], features: FeatureStore) -> tuple[list[MetricEntry], list[Failure], list[dict]]:
+    def _score_tasks(self, done: dict, by_id: dict[str, ItemMedia], features: FeatureStore) -> tuple[list[MetricEntry], list[Failure], list[dict]]:
         """Every task's metric entries, its failures, and the per-item rows of items.csv."""
         entries, failures, rows = [], [], []
         for task in self.tasks:
@@ -307,7 +327,7 @@ class Run:
                 ok_ready.append(by_id[item.id])
                 ok_done.append(marker)
             inputs = RunScoring(self.suite, task, ok_ready, ok_done, self.store, features, self.options.seed, self.options.allow_small_n)
-            task_entries, per_item = score_task(inputs, self.options.seed)
+            task_entries, per_item = score_task(inputs, self.options.seed, self.scores, self.world)
             entries.extend(task_entries)
             rows.extend({"item": i, "task": task, "status": "ok", "reason": "", **per_item.get(i, {})} for i in inputs.item_ids)
         return entries, failures, rows
@@ -317,7 +337,7 @@ class Run:
         warnings = [f"{len(failed_items)} item(s) failed and are excluded from every metric"] if failed_items else []
         if self.missing:
             warnings.append(f"partial run: {len(self.missing)} item(s) missing from the data root")
-        if self.model.uses_ground_truth:
+        if self.model_cls.uses_ground_truth:
             warnings.append("privileged sanity model: it reads the ground truth")
         return Record(
             schema_version=1,
@@ -325,12 +345,12 @@ class Run:
             created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             run_key=self.key,
             model=ModelInfo(
-                name=self.model.name,
-                version=self.model.version,
-                entry=f"{type(self.model).__module__}:{type(self.model).__qualname__}",
+                name=self.model_cls.name,
+                version=self.model_cls.version,
+                entry=f"{self.model_cls.__module__}:{self.model_cls.__qualname__}",
                 checkpoint=self.options.checkpoint,
-                checkpoint_sha256=self.model.checkpoint_sha256,
-                uses_ground_truth=self.model.uses_ground_truth,
+                checkpoint_sha256=self.handle.identity.get("checkpoint_sha256"),
+                uses_ground_truth=self.model_cls.uses_ground_truth,
             ),
             suite=SuiteInfo(
                 name=self.suite.name,
@@ -358,7 +378,9 @@ class Run:
                 "model_calls": self.model_calls,
                 "feature_passes": features.passes,
                 "feature_cache_hits": self.cache.hits,
-                "corrupt_cache_files": self.cache.corrupt + self.store.corrupt,
+                "score_cache_hits": self.scores.hits,
+                "items_loaded_for_scoring": self.media.loaded,
+                "corrupt_cache_files": self.cache.corrupt + self.scores.corrupt + self.store.corrupt,
             },
         )
 
@@ -375,7 +397,8 @@ def run(options: RunOptions, model: Model | None = None) -> tuple[Record, Path]:
     """Generate (resuming), then score; returns the record and the run directory."""
     job = Run(options, model)
     try:
-        job.generate()
+        job.generate(keep_media=True)
         return job.score(), job.dir
     finally:
+        job.media.close()
         job.world.close()

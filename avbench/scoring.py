@@ -1,21 +1,29 @@
 """From stored outputs to metric entries and the per-item table.
 
-`RunScoring` is the runner's implementation of `ScoringInputs`: it reads
-outputs and references one at a time as a pass needs them (references from
-the scoring scratch file), routes every feature request through the
-`FeatureStore`, and knows nothing of any particular metric.
+`RunScoring` is the runner's implementation of `ScoringInputs`: it names
+outputs and references by content hash, reads them one at a time only when a
+pass needs them (references through the `MediaStore`), routes every feature
+request through the `FeatureStore`, and knows nothing of any particular
+metric. `score_task` answers each metric from the score cache when none of
+its inputs changed.
 """
 
 from __future__ import annotations
 
+import csv
+import dataclasses
+import io
+import math
+from importlib import metadata
 from typing import Sequence
 
 import numpy as np
-import pandas as pd
 import soxr
 
-from .data.spill import SpilledItem
-from .data.suite import Suite
+from .cache import stable_hash
+from .data.media import ItemMedia
+from .data.suite import MetricSpec, Suite
+from .distributed import World
 from .errors import AvbenchError
 from .features import FeatureStore, ImageSet
 from .metrics.base import MetricValue
@@ -23,27 +31,36 @@ from .metrics.bootstrap import CONFIDENCE, RESAMPLES, bootstrap_ci
 from .outputs import Done, OutputStore
 from .record import MetricEntry
 from .registry import metrics as metric_registry
+from .score_cache import ScoreCache
+from .versions import source_fingerprint
 
 DEFAULT_LAYER = {"clip": "embedding", "inception": "2048"}
 
 
-def reference_set(items: Sequence[SpilledItem], which: str, suite_name: str) -> ImageSet:
-    """The suite's own images: each item's reference, or every source frame (read back when a pass needs them)."""
+def reference_set(items: Sequence[ItemMedia], which: str, suite_name: str) -> ImageSet:
+    """The suite's own images: each item's reference, or every source frame (read only when a pass needs them)."""
     if which == "reference":
-        images = [(s, s.reference) for s in items]
+        hashes = [m.hashes.reference for m in items]
+        images = [(m, None) for m in items]
     elif which == "source_frames":
-        images = [(s, stored) for s in items for stored in s.source_images]
+        hashes = [h for m in items for h in m.hashes.source_images]
+        images = [(m, k) for m in items for k in range(len(m.hashes.source_images))]
     else:
         raise AvbenchError(f"unknown image set {which!r}; use generated, per_source, reference or source_frames")
-    if any(stored is None for _, stored in images):
+    if any(h is None for h in hashes):
         raise AvbenchError(f"suite {suite_name!r} has items without a reference image")
-    return ImageSet(hashes=[stored.sha256 for _, stored in images], load=lambda i: images[i][0].read(images[i][1]))
+
+    def load(i: int) -> np.ndarray:
+        media, k = images[i]
+        return media.reference() if k is None else media.source_image(k)
+
+    return ImageSet(hashes=hashes, load=load)
 
 
 class WaveformPairs(Sequence):
     """(reference [S, T], estimate [S, T]) float64 per item, read from disk on each access."""
 
-    def __init__(self, items: Sequence[SpilledItem], done: Sequence[Done], store: OutputStore, task: str):
+    def __init__(self, items: Sequence[ItemMedia], done: Sequence[Done], store: OutputStore, task: str):
         self._items, self._done, self._store, self._task = items, done, store, task
 
     def __len__(self) -> int:
@@ -51,15 +68,14 @@ class WaveformPairs(Sequence):
 
     def __getitem__(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         estimate = self._store.audio(self._task, self._done[k].files[0][0]).astype(np.float64)
-        item = self._items[k]
-        reference = item.read(item.sources)[:, : estimate.shape[1]].astype(np.float64)
+        reference = self._items[k].sources()[:, : estimate.shape[1]].astype(np.float64)
         return reference, estimate
 
 
 class RunScoring:
     """ScoringInputs over the items of one task whose outputs are ok."""
 
-    def __init__(self, suite: Suite, task: str, ready: list[SpilledItem], done: list[Done], store: OutputStore, features: FeatureStore, seed: int, allow_small_n: bool = False):
+    def __init__(self, suite: Suite, task: str, ready: list[ItemMedia], done: list[Done], store: OutputStore, features: FeatureStore, seed: int, allow_small_n: bool = False):
         self.suite = suite
         self.allow_small_n = allow_small_n
         self.task = task
@@ -70,6 +86,22 @@ class RunScoring:
         self.seed = seed
         self.item_ids = [r.item.id for r in ready]
         self.labels = [r.item.labels for r in ready]
+        self.backbones_used: set[str] = set()  # what the metric being computed has read features from
+
+    def metric_key(self, spec: MetricSpec) -> str:
+        """Everything but the backbones that fixes `spec`'s scores on these inputs (see score_cache.py)."""
+        suite = {k: v for k, v in dataclasses.asdict(self.suite).items() if k != "spec_dir"}
+        return stable_hash({
+            "metric": [spec.metric, spec.options, source_fingerprint("avbench.scoring", "avbench.metrics.base", metric_registry.module_of(spec.metric))],
+            "task": self.task,
+            "suite": suite,
+            "seed": self.seed,
+            "allow_small_n": self.allow_small_n,
+            "items": [self.item_ids, self.labels],
+            "outputs": [d.files for d in self._done],
+            "media": [dataclasses.asdict(r.hashes) for r in self._ready],
+            "versions": self._features.versions | {m: metadata.version(m) for m in ("numpy", "scipy")},
+        })
 
     def _image_set(self, which: str) -> ImageSet:
         if which in ("generated", "per_source"):
@@ -79,32 +111,38 @@ class RunScoring:
         return reference_set(self._ready, which, self.suite.name)
 
     def image_features(self, backbone: str, which: str, layer: str | None = None) -> np.ndarray:
+        self.backbones_used.add(backbone)
         layers = self._features.images(backbone, self._image_set(which))
         if layer is None:
             layer = DEFAULT_LAYER.get(self._features.backbones.spec(backbone).kind, next(iter(layers)))
         return layers[layer]
 
+    def identity(self, backbone: str) -> dict:
+        return self._features.backbones.identity(backbone)
+
     def per_source_groups(self) -> list[int]:
         return [len(d.files) for d in self._done]
 
     def text_features(self, backbone: str, prompts: list[str]) -> np.ndarray:
+        self.backbones_used.add(backbone)
         return self._features.text(backbone, prompts)["text"]
 
     def logit_scale(self, backbone: str) -> float:
+        self.backbones_used.add(backbone)
         return float(self._features.text(backbone, list(self.suite.classes))["logit_scale"])
 
     def audio_features(self, backbone: str) -> np.ndarray:
+        self.backbones_used.add(backbone)
         rate = self.suite.sample_rate
         target = self._features.backbones.spec(backbone).sample_rate or rate
 
         def load(i: int) -> np.ndarray:
-            item = self._ready[i]
-            mixture = item.read(item.mixture)
+            mixture = self._ready[i].mixture()
             if target != rate:
                 mixture = soxr.resample(mixture, rate, target, quality="HQ")
             return mixture.astype(np.float32)
 
-        hashes = [f"{rate}->{target}:{r.mixture.sha256}" for r in self._ready]
+        hashes = [f"{rate}->{target}:{r.hashes.mixture}" for r in self._ready]
         return self._features.audio(backbone, hashes, load)
 
     def waveforms(self) -> WaveformPairs:
@@ -136,28 +174,52 @@ def entry_from_value(value: MetricValue, metric: str, task: str, protocol: int, 
     )
 
 
-def score_task(inputs: RunScoring, seed: int) -> tuple[list[MetricEntry], dict[str, dict[str, float]]]:
-    """Run every metric the suite lists for this task; return entries and per-item scores."""
+def score_task(inputs: RunScoring, seed: int, cache: ScoreCache, world: World = World()) -> tuple[list[MetricEntry], dict[str, dict[str, float]]]:
+    """Every metric the suite lists for this task, from the score cache or computed; entries and per-item scores."""
     entries: list[MetricEntry] = []
     per_item: dict[str, dict[str, float]] = {}
     for spec in inputs.suite.metrics:
         if spec.task != inputs.task or not inputs.item_ids:
             continue
-        metric = metric_registry.get(spec.metric)()
-        for value in metric.compute(inputs, dict(spec.options)):
-            entries.append(entry_from_value(value, spec.metric, inputs.task, inputs.suite.protocol, seed))
-            if value.per_item is not None:
-                ids = value.item_ids or inputs.item_ids
-                for item_id, score in zip(ids, value.per_item):
-                    per_item.setdefault(item_id, {})[value.name] = float(score)
+        key = inputs.metric_key(spec)
+        scores = cache.get(key, inputs.identity)
+        if not world.all_true(scores is not None):  # every rank computes, or none does: feature passes are collective
+            inputs.backbones_used.clear()
+            scores = compute_metric(inputs, spec, seed)
+            if world.is_main:
+                cache.put(key, {name: inputs.identity(name) for name in sorted(inputs.backbones_used)}, scores)
+        entries.extend(scores[0])
+        for item_id, values in scores[1].items():
+            per_item.setdefault(item_id, {}).update(values)
     return entries, per_item
 
 
-def items_table(rows: list[dict]) -> pd.DataFrame:
-    """The per-item table: item, task, status, reason, then one column per metric."""
-    frame = pd.DataFrame(rows)
+def compute_metric(inputs: RunScoring, spec: MetricSpec, seed: int) -> tuple[list[MetricEntry], dict[str, dict[str, float]]]:
+    entries: list[MetricEntry] = []
+    per_item: dict[str, dict[str, float]] = {}
+    metric = metric_registry.get(spec.metric)()
+    for value in metric.compute(inputs, dict(spec.options)):
+        entries.append(entry_from_value(value, spec.metric, inputs.task, inputs.suite.protocol, seed))
+        if value.per_item is not None:
+            ids = value.item_ids or inputs.item_ids
+            for item_id, score in zip(ids, value.per_item):
+                per_item.setdefault(item_id, {})[value.name] = float(score)
+    return entries, per_item
+
+
+def items_csv(rows: list[dict]) -> str:
+    """The per-item table: item, task, status, reason, then one column per metric (empty where a row has none)."""
     fixed = ["item", "task", "status", "reason"]
-    for column in fixed:
-        if column not in frame:
-            frame[column] = ""
-    return frame[fixed + sorted(c for c in frame.columns if c not in fixed)]
+    columns = fixed + sorted({column for row in rows for column in row} - set(fixed))
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows([_cell(row.get(column, "")) for column in columns] for row in rows)
+    return text.getvalue()
+
+
+def _cell(value):
+    """Floats round-trip (repr); NaN, a degenerate unit, is an empty cell."""
+    if isinstance(value, float):
+        return "" if math.isnan(value) else repr(value)
+    return value

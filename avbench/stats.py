@@ -19,7 +19,8 @@ import torch
 
 from .cache import ArrayCache, atomic_write, avbench_home
 from .data.items import data_source
-from .data.spill import ArraySpill, spill_items
+from .data.media import MediaStore
+from .data.media_index import MediaIndex
 from .data.suite import load_suite
 from .errors import AvbenchError
 from .features import Backbones, FeatureStore
@@ -38,8 +39,9 @@ def export(suite_name: str, backbone: str, out: Path, which: str = "reference", 
     """Compute (or read from the cache) a suite's reference features and write them to `out`."""
     suite = load_suite(suite_name)
     store = _store(cache_dir, device, batch_size)
-    with ArraySpill() as spill:
-        images = reference_set(spill_items(data_source(suite, data_root), suite, list(suite.items), spill, batch_size), which, suite.name)
+    source = data_source(suite, data_root)
+    with MediaStore(source, suite, MediaIndex(store.cache.root / "media", suite, source.kind()), batch_size) as media:
+        images = reference_set(media.media(list(suite.items)), which, suite.name)
         layers = store.images(backbone, images)
     meta = {
         "format": FORMAT,

@@ -55,10 +55,10 @@ def time_stages_cpu() -> dict[str, float]:
 
     seconds: dict[str, float] = {}
     for stage in ("generate", "score"):
-        def timed(self, _method=getattr(Run, stage), _stage=stage):
+        def timed(self, *args, _method=getattr(Run, stage), _stage=stage, **kwargs):
             start = cpu_seconds()
             try:
-                return _method(self)
+                return _method(self, *args, **kwargs)
             finally:
                 seconds[_stage] = cpu_seconds() - start
 
@@ -158,7 +158,7 @@ def main() -> None:
         print(f"speed-up warm vs cold: scoring stage {score:.1f}x (cpu {score_cpu:.1f}x), import+evaluate {evaluate:.1f}x, "
               f"whole process {process:.1f}x (cpu {cold.cpu / warm.cpu:.1f}x)")
         print(f"warm run: model calls {calls['model_calls']}, feature passes {calls['feature_passes']}, "
-              f"feature cache hits {calls['feature_cache_hits']}")
+              f"score cache hits {calls['score_cache_hits']}, items loaded for scoring {calls['items_loaded_for_scoring']}")
         verdict = score >= 20 and calls["model_calls"] == 0 and calls["feature_passes"] == 0
         print(f"target (scoring >= 20x, 0 model calls, 0 feature passes): {'met' if verdict else 'NOT met'}")
         print(machine_note())

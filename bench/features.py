@@ -39,8 +39,8 @@ import torch
 
 from _common import BACKBONES, avbench_home, install_random_weights, machine_note, median
 
-from avbench.cache import ArrayCache
-from avbench.features import Backbones, FeatureStore, ImageSet, image_hash
+from avbench.cache import ArrayCache, array_hash
+from avbench.features import Backbones, FeatureStore, ImageSet
 
 
 def sample_images(count: int, size: int, seed: int) -> list[np.ndarray]:
@@ -99,7 +99,7 @@ class Bench:
         self.passes += 1
         folder = self.scratch / f"cache-{self.passes}"
         store = FeatureStore(ArrayCache(folder), self.backbones, self.batch_size)
-        image_set = ImageSet(hashes=[image_hash(im) for im in images], load=images.__getitem__)
+        image_set = ImageSet(hashes=[array_hash(im) for im in images], load=images.__getitem__)
         features = store.images(self.backbone, image_set)[self.layer]
         if store.passes != 1:
             raise RuntimeError("the avbench pass was answered from a cache; the timing would be meaningless")

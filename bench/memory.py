@@ -69,8 +69,8 @@ def child_direct(n_items: int, cache: str) -> dict:
     """FD and KID between the items' object frames and the same objects from the next clip seed, rendered on demand."""
     import torch
 
-    from avbench.cache import ArrayCache
-    from avbench.features import Backbones, FeatureStore, ImageSet, image_hash
+    from avbench.cache import ArrayCache, array_hash
+    from avbench.features import Backbones, FeatureStore, ImageSet
     from avbench.metrics.fidelity import fid_from_features, kid_from_features
     from avbench.synth.world import World, build_synth_manifest
 
@@ -79,7 +79,7 @@ def child_direct(n_items: int, cache: str) -> dict:
 
     def image_set(offset: int) -> ImageSet:
         render = lambda i: world.object_image(clips[i][0], clips[i][1] + offset)  # noqa: E731
-        return ImageSet(hashes=[image_hash(render(i)) for i in range(len(clips))], load=render)
+        return ImageSet(hashes=[array_hash(render(i)) for i in range(len(clips))], load=render)
 
     store = FeatureStore(ArrayCache(Path(cache)), Backbones(torch.device("cpu")), batch_size=32)
     start = time.perf_counter()
@@ -138,7 +138,7 @@ def main() -> None:
     began = time.perf_counter()
     print(machine_note(), flush=True)
     peaks: dict[str, dict[int, float]] = {p: {} for p in paths}
-    with avbench_home() as home, tempfile.TemporaryDirectory(prefix="avbench-bench-memory-") as scratch:
+    with avbench_home(), tempfile.TemporaryDirectory(prefix="avbench-bench-memory-") as scratch:
         root = args.keep or Path(scratch)
         root.mkdir(parents=True, exist_ok=True)
         for n in (args.small, args.large):

@@ -22,6 +22,7 @@ from safetensors.torch import save_file
 from torchmetrics.functional.multimodal.clip_score import clip_score  # the package hides it without transformers
 from torchmetrics.multimodal.clip_score import CLIPScore
 
+from avbench.backbones import catalog
 from avbench.backbones import clip as C
 from avbench.backbones.base import BackboneSpec
 from avbench.errors import RegistryError, WeightsError
@@ -35,7 +36,7 @@ TINY_CONFIG = {
     "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "patch_size": 16, "head_width": 32},
     "text_cfg": {"context_length": 32, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
 }
-SPEC = BackboneSpec(name=BACKBONE, kind="clip", weights=None, preprocessing="", loader=C.LOADER)
+SPEC = BackboneSpec(name=BACKBONE, kind="clip", weights=None, preprocessing="", loader=catalog.CLIP_LOADER)
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +105,7 @@ def test_preprocessing_matches_open_clip_pil_transform_within_one_grey_level(tin
                 extractor.encode_images(image[None])["embedding"][0].numpy(),
                 reference.encode_image(theirs[None])[0].numpy(), atol=0.01, rtol=0,
             )
-    assert extractor.preprocessing == C.describe_preprocessing(64, C.OPENAI_MEAN, C.OPENAI_STD)
+    assert extractor.preprocessing == catalog.describe_preprocessing(64, catalog.OPENAI_MEAN, catalog.OPENAI_STD)
 
 
 def test_batched_encoding_equals_one_by_one(tiny):
@@ -153,18 +154,18 @@ def test_loader_errors(tiny, tmp_path):
     with pytest.raises(WeightsError, match="does not exist"):
         C.load_clip(SPEC, tmp_path / "missing.safetensors", "cpu")
     with pytest.raises(RegistryError, match="clip-unknown"):
-        C.load_clip(BackboneSpec("clip-unknown", "clip", None, "", C.LOADER), tiny[3], "cpu")
+        C.load_clip(BackboneSpec("clip-unknown", "clip", None, "", catalog.CLIP_LOADER), tiny[3], "cpu")
     with pytest.raises(RegistryError, match="already maps"):
         C.register_open_clip_name(BACKBONE, "ViT-B-32")
     C.register_open_clip_name(BACKBONE, OPEN_CLIP_NAME)  # re-registering the same mapping is fine
 
 
 def test_builtin_specs_name_quickgelu_configs_that_open_clip_knows():
-    for spec, config in [(C.CLIP_VIT_B32_OPENAI, "ViT-B-32-quickgelu"), (C.CLIP_VIT_L14_OPENAI, "ViT-L-14-quickgelu")]:
+    for spec, config in [(catalog.CLIP_VIT_B32_OPENAI, "ViT-B-32-quickgelu"), (catalog.CLIP_VIT_L14_OPENAI, "ViT-L-14-quickgelu")]:
         assert C.open_clip_name(spec.name) == config
         assert open_clip.get_model_config(config)["quick_gelu"] is True
         assert open_clip.get_model_config(config)["vision_cfg"]["image_size"] == 224
         module, attr = spec.loader.split(":")
         assert getattr(importlib.import_module(module), attr) is C.load_clip
         assert spec.weights == spec.name and spec.kind == "clip"
-    assert C.CLIP_VIT_B32_OPENAI.preprocessing == C.describe_preprocessing(224, C.OPENAI_MEAN, C.OPENAI_STD)
+    assert catalog.CLIP_VIT_B32_OPENAI.preprocessing == catalog.describe_preprocessing(224, catalog.OPENAI_MEAN, catalog.OPENAI_STD)

@@ -24,7 +24,8 @@ from typer.testing import CliRunner
 
 from avbench import folders, registry
 from avbench.backbones.base import BackboneSpec
-from avbench.backbones.inception import INCEPTION_V3_COMPAT, load_inception
+from avbench.backbones.catalog import INCEPTION_V3_COMPAT
+from avbench.backbones.inception import load_inception
 from avbench.cli import fidelity as fidelity_cli
 from avbench.errors import AvbenchError, CheckpointError, WeightsError
 from avbench.metrics import fidelity as F
@@ -95,7 +96,7 @@ def write_folder(directory: Path, style: str, seed: int) -> Path:
 @pytest.fixture(scope="session")
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("fidelity")
-    ensure_backbone(BACKBONE, "avbench.backbones.inception:INCEPTION_V3_COMPAT")
+    ensure_backbone(BACKBONE, "avbench.backbones.catalog:INCEPTION_V3_COMPAT")
     return {
         "weights": random_inception_weights(root / "random-inception.pth"),
         "generated": write_folder(root / "generated", "gradients", seed=1),

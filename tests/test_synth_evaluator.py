@@ -11,16 +11,8 @@ import torch.nn.functional as F
 
 from avbench.backbones.clip import open_clip_name
 from avbench.errors import WeightsError
-from avbench.synth.evaluator import (
-    AUDIO_SYNTH,
-    AUDIO_WEIGHTS_FILE,
-    CLIP_SYNTH,
-    CLIP_WEIGHTS_FILE,
-    OPEN_CLIP_NAME,
-    WEIGHTS_DIR,
-    load_audio_synth,
-    load_clip_synth,
-)
+from avbench.synth.catalog import AUDIO_SYNTH, AUDIO_WEIGHTS_FILE, CLIP_SYNTH, CLIP_WEIGHTS_FILE, WEIGHTS_DIR
+from avbench.synth.evaluator import OPEN_CLIP_NAME, load_audio_synth, load_clip_synth
 from avbench.synth.world import CLASSES, MANIFEST_SEED_LIMIT, World
 
 FRESH = 7 * MANIFEST_SEED_LIMIT  # a seed range used neither in training nor in manifests

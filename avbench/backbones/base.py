@@ -8,10 +8,11 @@ metric it feeds and into every feature-cache key.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import numpy as np
-import torch
+if TYPE_CHECKING:  # annotations only: importing a spec must not import torch
+    import numpy as np
+    import torch
 
 
 @dataclass(frozen=True)

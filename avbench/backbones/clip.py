@@ -9,6 +9,7 @@ preprocessing the difference is at most 1 grey level per pixel before
 normalisation, mean <= 0.15 (measured on noise and gradients, 37x53 to 513x255;
 PIL resamples in fixed point with an 8-bit intermediate between its two passes,
 torch in float with one final rounding); tests/test_clip_backbone.py pins it.
+The specs themselves are in `catalog.py`, so reading them does not import torch.
 """
 
 from __future__ import annotations
@@ -23,8 +24,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from ..errors import RegistryError, WeightsError
 from .base import BackboneSpec
-
-LOADER = "avbench.backbones.clip:load_clip"
+from .catalog import describe_preprocessing
 
 # avbench backbone name -> open_clip model (config) name. OpenAI weights were
 # trained with QuickGELU, and open_clip only checks that for download tags, so
@@ -54,37 +54,6 @@ def open_clip_name(backbone_name: str) -> str:
             f"no open_clip model registered for backbone {backbone_name!r}; "
             f"known: {', '.join(sorted(_OPEN_CLIP_NAMES))}. Use register_open_clip_name()."
         ) from None
-
-
-def describe_preprocessing(size: int, mean, std) -> str:
-    """The cache-key string of the image transform below."""
-    fmt = lambda values: ",".join(f"{v:.8g}" for v in values)  # noqa: E731
-    return (
-        f"resize-shortest-{size}-bicubic-antialias-uint8round,center-crop-{size},"
-        f"scale-1/255,mean=({fmt(mean)}),std=({fmt(std)})"
-    )
-
-
-OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
-OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
-
-CLIP_VIT_B32_OPENAI = BackboneSpec(
-    name="clip-vit-b32-openai",
-    kind="clip",
-    weights="clip-vit-b32-openai",
-    preprocessing=describe_preprocessing(224, OPENAI_MEAN, OPENAI_STD),
-    loader=LOADER,
-    description="open_clip ViT-B-32-quickgelu with OpenAI weights (Sound2Scene's and MACS's CLIP ViT-B/32)",
-)
-
-CLIP_VIT_L14_OPENAI = BackboneSpec(
-    name="clip-vit-l14-openai",
-    kind="clip",
-    weights="clip-vit-l14-openai",
-    preprocessing=describe_preprocessing(224, OPENAI_MEAN, OPENAI_STD),
-    loader=LOADER,
-    description="open_clip ViT-L-14-quickgelu with OpenAI weights",
-)
 
 
 class ClipImageTextExtractor:

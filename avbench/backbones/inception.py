@@ -6,7 +6,8 @@ into that module as uint8 [B, 3, H, W], exactly as torch-fidelity's own
 pipeline feeds it, so features are bit-identical to `calculate_metrics` at
 the same batch size. Sound2Scene's VGGSound-fine-tuned Inception uses the same
 architecture under another name: its numbers are never comparable with
-`inception-v3-compat`.
+`inception-v3-compat`. The specs are in `catalog.py`, so reading them does not
+import torch.
 """
 
 from __future__ import annotations
@@ -17,34 +18,12 @@ import torch
 
 from ..errors import CheckpointError, WeightsError
 from .base import BackboneSpec
+from .catalog import INCEPTION_PREPROCESSING
 
-LOADER = "avbench.backbones.inception:load_inception"
-PREPROCESSING = "tf1-bilinear-299-noaa"
 LAYERS = ("2048", "logits_unbiased")
 # torch-fidelity registers its extractor under this name; it is also the name
 # of its architecture, whichever weights are loaded into it.
 _TORCH_FIDELITY_NAME = "inception-v3-compat"
-
-INCEPTION_V3_COMPAT = BackboneSpec(
-    name="inception-v3-compat",
-    kind="inception",
-    weights="inception-v3-compat",
-    preprocessing=PREPROCESSING,
-    loader=LOADER,
-    description="torch-fidelity FeatureExtractorInceptionV3 with the TF 2015-12-05 FID weights (canonical FID/KID/IS)",
-)
-
-INCEPTION_V3_VGGSOUND = BackboneSpec(
-    name="inception-v3-vggsound",
-    kind="inception",
-    weights="inception-v3-vggsound",
-    preprocessing=PREPROCESSING,
-    loader=LOADER,
-    description=(
-        "the same architecture with Sound2Scene's VGGSound-fine-tuned weights; "
-        "never comparable with inception-v3-compat"
-    ),
-)
 
 
 class InceptionExtractor:
@@ -52,7 +31,7 @@ class InceptionExtractor:
 
     def __init__(self, name: str, module: torch.nn.Module, weights_sha256: str, device: torch.device):
         self.name = name
-        self.preprocessing = PREPROCESSING
+        self.preprocessing = INCEPTION_PREPROCESSING
         self.weights_sha256 = weights_sha256
         self.device = device
         self.module = module

@@ -13,6 +13,7 @@ import numpy as np
 import soundfile as sf
 from PIL import Image, UnidentifiedImageError
 
+from ..cache import stable_hash
 from ..errors import DataError
 from .audio import load_audio
 from .manifest import Frame, Item, Source, resolve_inside
@@ -91,6 +92,20 @@ class FileSource:
     def missing(self, item: Item) -> list[str]:
         """Manifest paths of the item that are not present under the root."""
         return [f.path for f in item_files(item) if not self.resolve(f.path, f"item {item.id}").is_file()]
+
+    def kind(self) -> str:
+        return f"files:{self.root.resolve()}:strict-rate={self.strict_rate}"
+
+    def fingerprint(self, item: Item) -> str:
+        """Size and modification time of every file, as make and git judge a file unchanged."""
+        stats = []
+        for file in item_files(item):
+            try:
+                info = self.resolve(file.path, f"item {item.id}").stat()
+                stats.append([file.path, info.st_size, info.st_mtime_ns])
+            except OSError:
+                stats.append([file.path, "missing"])
+        return stable_hash(stats)[:32]
 
     def problems(self, item: Item, sample_rate: int) -> list[Problem]:
         """Missing or corrupt files of the item (audio header and rate, decodable image)."""

@@ -26,6 +26,12 @@ class DataSource(Protocol):
 
     def missing(self, item: Item) -> list[str]: ...
 
+    def kind(self) -> str:
+        """What the media come from, for the media index (see media_index.py)."""
+
+    def fingerprint(self, item: Item) -> str:
+        """Changes whenever the item's media may have; cheap (no decoding)."""
+
 
 @dataclass
 class ReadyItem:
@@ -58,6 +64,13 @@ class SynthSource:
 
     def missing(self, item: Item) -> list[str]:
         return []
+
+    def kind(self) -> str:
+        return "synth"
+
+    def fingerprint(self, item: Item) -> str:
+        """The world's code is in the media index's key; an item's manifest entry fixes its media."""
+        return ""
 
 
 def _composite(images: Sequence[np.ndarray]) -> np.ndarray:

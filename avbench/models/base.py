@@ -88,8 +88,10 @@ class Model(abc.ABC):
             raise CheckpointError(f"model {cls.name!r} takes no checkpoint, got {path}")
         return cls(device=device)
 
-    def supports(self, task: str) -> bool:
-        return task in self.tasks
+    @classmethod
+    def supports(cls, task: str) -> bool:
+        """A class-level answer: a run decides its tasks before (and without) building the model."""
+        return task in cls.tasks
 
     def generate(self, batch: Batch) -> list[np.ndarray]:
         raise NotImplementedError(f"{self.name} does not support generate")

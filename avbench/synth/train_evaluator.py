@@ -30,7 +30,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .evaluator import AUDIO_WEIGHTS_FILE, CLIP_WEIGHTS_FILE, OPEN_CLIP_NAME, WEIGHTS_DIR, AudioTower, register_open_clip_config
+from .catalog import AUDIO_WEIGHTS_FILE, CLIP_WEIGHTS_FILE, WEIGHTS_DIR
+from .evaluator import OPEN_CLIP_NAME, AudioTower, register_open_clip_config
 from .objects import background, to_uint8
 from .world import CLASSES, MANIFEST_SEED_LIMIT, World
 

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torchvision.models.resnet import BasicBlock
 
 
 @dataclass(frozen=True)
@@ -30,6 +29,8 @@ class AudioResNet(nn.Module):
     """[B, 1, F, T] -> (embedding [B, out_dim] after fc + ReLU, pooled [B, widths[-1]])."""
 
     def __init__(self, config: AudioResNetConfig = PAPER_AUDIO_RESNET):
+        from torchvision.models.resnet import BasicBlock  # torchvision takes seconds to import: only when a net is built
+
         super().__init__()
         self.config = config
         first = config.widths[0]

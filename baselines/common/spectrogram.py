@@ -13,7 +13,6 @@ import math
 from dataclasses import dataclass
 
 import torch
-from scipy.signal import get_window
 from torch import nn
 
 
@@ -47,6 +46,8 @@ class LogSpectrogram(nn.Module):
     """float [B, T] waveform -> standardised log-PSD [B, 1, bins, frames]."""
 
     def __init__(self, config: SpectrogramConfig = PAPER_SPECTROGRAM):
+        from scipy.signal import get_window  # scipy.signal takes seconds to import: only when a net is built
+
         super().__init__()
         self.config = config
         window = torch.from_numpy(get_window(("tukey", 0.25), config.nperseg)).float()

@@ -26,7 +26,7 @@ import torch
 
 from avbench.checkpoints import file_sha256, load_state_dict
 from avbench.data.audio import mix_sources
-from avbench.synth.evaluator import AUDIO_WEIGHTS_FILE, WEIGHTS_DIR as EVALUATOR_WEIGHTS_DIR
+from avbench.synth.catalog import AUDIO_WEIGHTS_FILE, WEIGHTS_DIR as EVALUATOR_WEIGHTS_DIR
 from avbench.synth.world import CLASSES, MANIFEST_SEED_LIMIT, World
 
 from .model import SYNTH_CONFIG, SYNTH_FILE, WEIGHTS_DIR

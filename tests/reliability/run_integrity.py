@@ -28,12 +28,12 @@ def assert_outputs_verify(run_dir: Path) -> dict[str, dict]:
 
 
 def assert_cache_verifies(cache_dir: Path) -> int:
-    """Every cache file loads and matches its checksum; returns how many there are."""
+    """Every cache file (features, and scores in `scores/`) loads and matches its checksum; returns how many there are."""
     files = sorted(cache_dir.rglob("*.npz")) if cache_dir.exists() else []
-    cache = ArrayCache(cache_dir)
     for path in files:
+        cache = ArrayCache(path.parent.parent)
         assert cache.get(path.stem) is not None, f"{path} does not load with its checksum"
-    assert cache.corrupt == 0
+        assert cache.corrupt == 0
     return len(files)
 
 

@@ -19,7 +19,7 @@ class Variant:
 
 def clip_synth_ready() -> bool:
     """The trained synthetic-world evaluator ships with the package (needed by synth-mixed2)."""
-    from avbench.synth.evaluator import CLIP_WEIGHTS_FILE, WEIGHTS_DIR
+    from avbench.synth.catalog import CLIP_WEIGHTS_FILE, WEIGHTS_DIR
 
     return (WEIGHTS_DIR / CLIP_WEIGHTS_FILE).is_file()
 

@@ -1,4 +1,4 @@
-"""Damaged outputs and feature-cache files are detected, reported, recomputed, and change no number."""
+"""Damaged outputs, feature-cache and score-cache files are detected, reported, recomputed, and change no number."""
 
 from __future__ import annotations
 
@@ -43,11 +43,14 @@ def test_damaged_files_are_reported_recomputed_and_change_nothing(png_damage, np
     shutil.copytree(root / "run", tmp_path / "run")
     shutil.copytree(root / "cache", tmp_path / "cache")
     png = sorted((tmp_path / "run" / "outputs" / "generate").glob("*.png"))[1]
-    npz = sorted((tmp_path / "cache").rglob("*.npz"))[0]
+    npz = sorted(p for p in (tmp_path / "cache").rglob("*.npz") if "scores" not in p.parts)[0]
+    scores = sorted((tmp_path / "cache" / "scores").rglob("*.npz"))  # all damaged, so every metric reads its features again
     marker = sorted((tmp_path / "run" / "outputs" / "generate_per_source").glob("*.done.json"))[2]
     original_png = png.read_bytes()
     DAMAGE[png_damage](png)
     DAMAGE[npz_damage](npz)
+    for path in scores:
+        DAMAGE[npz_damage](path)
     marker.write_text('{"status": "ok", "files": [[')  # a marker cut off mid-write by something other than avbench
 
     if via == "api":
@@ -66,7 +69,7 @@ def test_damaged_files_are_reported_recomputed_and_change_nothing(png_damage, np
         assert f"output generate/{png.name} is corrupt" in flat and f"{npz.name} is corrupt" in flat and "is unreadable" in flat
         again = load_record(tmp_path / "run")
 
-    assert again.calls["corrupt_cache_files"] == 3
+    assert scores and again.calls["corrupt_cache_files"] == 3 + len(scores)
     assert again.calls["model_calls"] == 2  # the damaged png's item, and the item whose marker was cut off
     assert again.calls["feature_passes"] == 1  # only the damaged cache entry
     assert again.comparable() == record.comparable()
@@ -75,9 +78,9 @@ def test_damaged_files_are_reported_recomputed_and_change_nothing(png_damage, np
 
 
 def test_a_run_answered_from_the_cache_records_the_same_record(clean, toy_suite, tmp_path):
-    """Including `weights`: the backbone is never loaded, yet the record names the weights behind the features."""
+    """Including `weights`: the backbone is never loaded, yet the record names the weights behind the scores."""
     record, root = clean
     warm = avbench.evaluate("oracle", str(toy_suite), out=tmp_path / "run", cache_dir=root / "cache", limit=LIMIT, batch_size=4, workers=0)
-    assert warm.calls["feature_passes"] == 0 and warm.calls["feature_cache_hits"] > 0
+    assert warm.calls["feature_passes"] == 0 and warm.calls["score_cache_hits"] > 0
     assert warm.weights == record.weights == {"toy-clip": {"sha256": None, "verified": True}}
     assert warm.comparable() == record.comparable()

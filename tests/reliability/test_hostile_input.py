@@ -78,7 +78,8 @@ def test_a_plain_safetensors_checkpoint_loads(tmp_path):
 
 def test_weights_never_unpickle_an_unverified_file(tmp_path, monkeypatch):
     """Weights are hashed before anything reads them; a substituted file fails its hash, unread."""
-    from avbench.backbones.inception import INCEPTION_V3_COMPAT, load_inception
+    from avbench.backbones.catalog import INCEPTION_V3_COMPAT
+    from avbench.backbones.inception import load_inception
 
     monkeypatch.setenv("AVBENCH_HOME", str(tmp_path / "home"))
     marker = tmp_path / "ran"
