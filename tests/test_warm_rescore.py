@@ -141,15 +141,16 @@ def test_a_changed_data_file_is_loaded_and_scored_again(tmp_path):
 
 
 class Counted(Model):
-    """Counts how often it is built; its identity is its checkpoint's first byte."""
+    """Counts how often it is built; its identity is the first byte of its checkpoint (file, or first file of a folder)."""
 
     name, tasks, builds = "counted", frozenset({"generate"}), 0
 
     @classmethod
     def from_checkpoint(cls, path=None, *, device="cpu", suite=None):
         cls.builds += 1
+        files = sorted(p for p in Path(path).rglob("*") if p.is_file()) if Path(path).is_dir() else [Path(path)]
         model = cls(device)
-        model.checkpoint_sha256 = Path(path).read_bytes()[:1].hex()
+        model.checkpoint_sha256 = files[0].read_bytes()[:1].hex()
         return model
 
 
@@ -165,3 +166,11 @@ def test_a_model_is_built_only_while_its_identity_is_unknown(tmp_path):
     checkpoint.write_bytes(b"\x02\x02")
     changed = open_model(Counted, str(checkpoint), "cpu", suite, tmp_path / "models")
     assert Counted.builds == 3 and changed.identity["checkpoint_sha256"] == "02"
+
+    folder = tmp_path / "folder"  # a checkpoint folder: a file changed inside it counts too
+    (folder / "part").mkdir(parents=True)
+    (folder / "part" / "model.bin").write_bytes(b"\x03")
+    open_model(Counted, str(folder), "cpu", suite, tmp_path / "models")
+    (folder / "part" / "model.bin").write_bytes(b"\x04\x04")
+    inside = open_model(Counted, str(folder), "cpu", suite, tmp_path / "models")
+    assert Counted.builds == 5 and inside.identity["checkpoint_sha256"] == "04"

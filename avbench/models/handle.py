@@ -21,13 +21,20 @@ from .base import Model
 
 
 def _checkpoint_fingerprint(checkpoint: str | None) -> list | None:
+    """Path, size and modification time of the checkpoint file, or of every file under a checkpoint folder."""
     if checkpoint is None:
         return None
-    try:
-        info = os.stat(checkpoint)
-    except OSError:
-        return [str(checkpoint), "missing"]
-    return [os.path.abspath(checkpoint), info.st_size, info.st_mtime_ns]
+    root = Path(checkpoint)
+    files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+    found = []
+    for path in files:
+        try:
+            info = path.stat()
+        except OSError:
+            found.append([str(path), "missing"])
+            continue
+        found.append([os.path.abspath(path), info.st_size, info.st_mtime_ns])
+    return found
 
 
 class ModelHandle:
