@@ -226,3 +226,32 @@ def test_metric_rejects_bad_options_and_shapes():
         SeparationMetric().compute(_inputs(pairs), {"filter_length": 0})
     with pytest.raises(DataError, match="item0"):
         SeparationMetric().compute(_inputs([(np.ones((2, 100)), np.ones((2, 99)))]), {})
+
+
+@pytest.mark.timeout(300)
+def test_matches_mir_eval_on_world_sounds():
+    """Tonal, structured sources make ill-conditioned Grams, unlike noise: the synth-sep leaderboard's own cases.
+
+    Here the two solvers part by up to 1.2e-4 dB (SIR of the mixture estimate), and which one is
+    nearer the exact projection is not yet known (it needs an extended-precision reference), so the
+    bound is 1e-3 dB: far below any reported digit, far above a wrong projection.
+    """
+    from avbench.data.items import SynthSource, load_item
+    from avbench.data.suite import load_suite
+
+    suite = load_suite("synth-sep")
+    truths = [load_item(SynthSource(suite), suite, item) for item in suite.items[:3]]
+    refs = np.stack([t.truth.sources for t in truths]).astype(np.float64)
+    cases = {
+        "mixture as every estimate": np.stack([np.repeat(t.mixture[None].astype(np.float64), len(t.truth.sources), 0) for t in truths]),
+        "sources with a quiet leak": refs + 0.01 * refs[:, ::-1],
+    }
+    compared = 0
+    for name, ests in cases.items():
+        ours = np.stack(bss_eval_sources(refs, ests), 1)
+        for m in range(len(refs)):
+            expected = _mir_eval(refs[m], ests[m])[:3]
+            meaningful = expected < 100  # beyond, the residual is below float64 rounding of the signal: noise on both sides
+            np.testing.assert_allclose(ours[m][meaningful], expected[meaningful], rtol=0, atol=1e-3, err_msg=name)
+            compared += int(meaningful.sum())
+    assert compared >= 24
