@@ -1,4 +1,4 @@
-"""Versions of the libraries whose numbers avbench reuses, read from package metadata.
+"""What code produced a number: library versions (from package metadata) and source fingerprints.
 
 Importing open_clip or torch-fidelity only to read `__version__` costs
 seconds; a warm run that answers from the cache need not import them at all.
@@ -6,6 +6,7 @@ seconds; a warm run that answers from the cache need not import them at all.
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from importlib import metadata
 from importlib.util import find_spec
@@ -30,8 +31,6 @@ def source_fingerprint(*modules: str) -> str:
     code that produced them; a version number does not change while that code
     is being edited, its source does. A top-level module counts as its file alone.
     """
-    import hashlib
-
     files: set[Path] = set()
     for module in modules:
         origin = _origin(module)

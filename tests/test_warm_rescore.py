@@ -26,6 +26,7 @@ from avbench.models.handle import open_model
 from avbench.outputs import OutputStore, png_bytes
 from avbench.record import MetricEntry
 from avbench.score_cache import ScoreCache
+from avbench.versions import source_fingerprint
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -174,3 +175,16 @@ def test_a_model_is_built_only_while_its_identity_is_unknown(tmp_path):
     (folder / "part" / "model.bin").write_bytes(b"\x04\x04")
     inside = open_model(Counted, str(folder), "cpu", suite, tmp_path / "models")
     assert Counted.builds == 5 and inside.identity["checkpoint_sha256"] == "04"
+
+
+def test_a_source_fingerprint_follows_every_file_of_the_package(tmp_path, monkeypatch):
+    package = tmp_path / "fingerprinted"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "metric.py").write_text("VALUE = 1\n")
+    (package / "helper.py").write_text("HELP = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    before = source_fingerprint("fingerprinted.metric")
+    assert source_fingerprint("fingerprinted.metric") == before
+    (package / "helper.py").write_text("HELP = 2\n")  # a sibling the metric may import
+    assert source_fingerprint("fingerprinted.metric") != before
