@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence, TypeVar
 
 import numpy as np
 
@@ -25,6 +25,8 @@ from .manifest import Item
 from .media_index import ItemHashes, MediaIndex
 from .spill import ArraySpill, Stored
 from .suite import Suite
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -100,23 +102,14 @@ class MediaStore:
 
     def index_only(self, ready: ReadyItem) -> None:
         """Record a loaded item's hashes without keeping its arrays (generation in a process that will not score)."""
-        truth = ready.truth
-        hashes = ItemHashes(array_hash(ready.mixture), None if truth.reference is None else array_hash(truth.reference),
-                            tuple(array_hash(im) for im in truth.source_images), array_hash(truth.sources))
-        self._remember(ready.item, hashes)
+        self._remember(ready.item, ItemHashes(*_each_array(ready, lambda array, what: array_hash(array))))
 
     def keep(self, ready: ReadyItem) -> None:
         """Keep a loaded item's arrays for scoring, and index its hashes."""
         if ready.item.id in self._placed:
             return
-        spill = self._scratch()
-        name, truth = ready.item.id, ready.truth
-        placed = _Placed(
-            mixture=spill.put(ready.mixture, f"the mixture of item {name}"),
-            reference=None if truth.reference is None else spill.put(truth.reference, f"the reference frame of item {name}"),
-            source_images=tuple(spill.put(im, f"source frame {k} of item {name}") for k, im in enumerate(truth.source_images)),
-            sources=spill.put(truth.sources, f"the source waveforms of item {name}"),
-        )
+        spill, name = self._scratch(), ready.item.id
+        placed = _Placed(*_each_array(ready, lambda array, what: spill.put(array, f"{what} of item {name}")))
         self._placed[name] = placed
         self._remember(ready.item, placed.hashes())
 
@@ -124,15 +117,14 @@ class MediaStore:
         """The items with their hashes; only items neither kept nor indexed are loaded now."""
         for item in items:
             self._known[item.id] = item
-        if any(self._hashes(item) is None for item in items):
+        hashes = {item.id: self._hashes(item) for item in items}
+        unknown = [item for item in items if hashes[item.id] is None]
+        if unknown:
             self.index.refresh()
-        self._load([item for item in items if self._hashes(item) is None])
-        out = []
-        for item in items:
-            hashes = self._hashes(item)
-            self._handed_out[item.id] = hashes
-            out.append(ItemMedia(item, hashes, self))
-        return out
+            self._load([item for item in unknown if self._hashes(item) is None])
+            hashes.update((item.id, self._hashes(item)) for item in unknown)
+        self._handed_out.update(hashes)
+        return [ItemMedia(item, hashes[item.id], self) for item in items]
 
     def read(self, item_id: str) -> _Arrays:
         if item_id not in self._placed:
@@ -185,3 +177,13 @@ class MediaStore:
     def __exit__(self, *exc) -> None:
         self.close()
 
+
+def _each_array(ready: ReadyItem, apply: Callable[[np.ndarray, str], T]) -> tuple[T, T | None, tuple[T, ...], T]:
+    """`apply(array, what)` over an item's mixture, reference frame, source frames and sources, in ItemHashes' order."""
+    truth = ready.truth
+    return (
+        apply(ready.mixture, "the mixture"),
+        None if truth.reference is None else apply(truth.reference, "the reference frame"),
+        tuple(apply(im, f"source frame {k}") for k, im in enumerate(truth.source_images)),
+        apply(truth.sources, "the source waveforms"),
+    )
