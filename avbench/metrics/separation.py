@@ -3,11 +3,14 @@
 The semantics are mir_eval.separation.bss_eval_sources: each estimate is
 projected by least squares onto the delays 0..L-1 of its own reference, and
 onto those of all references; the projections split it into target,
-interference and artifacts. mir_eval solves each normal equation densely, in
-O((S L)^3). They are block Toeplitz, so a block Levinson recursion solves a
-mixture's shared Gram, with every estimate as a right-hand side, in O(S^3 L^2).
-The correlations come from FFTs as in mir_eval. Energies come from the
-normal equations; where a residual is too small for that to keep ~1e-8 dB,
+interference and artifacts. mir_eval builds and solves each normal equation
+densely, in O((S L)^3), once per estimate. Here a mixture's correlations come
+once from short overlap-save FFTs; each reference's own Toeplitz system is
+solved by a block Levinson recursion that uses its symmetry, and the joint
+system by conjugate gradients preconditioned with those own systems' inverses
+(Gohberg-Semencul, by FFT), with block Levinson behind it for any mixture that
+does not converge. Energies come from the normal equations, to second order in
+the solver's error; where a residual is too small for that to keep ~1e-8 dB,
 they come from the projections' spectra instead, residual sample by residual
 sample, as mir_eval forms them in time.
 """
@@ -29,9 +32,11 @@ SILENCE_THRESHOLD = 1e-5  # DAVIS: a source with sum|x| <= this makes its mixtur
 DEFAULT_FILTER_LENGTH = 512
 AGGREGATION = "mean over sources, then over mixtures; DAVIS averaged per batch"
 REFERENCE = "mir_eval.separation.bss_eval_sources (v3 sources)"
-_CHUNK_BYTES = 256 * 2**20  # working memory of the chunks scored at once (one per worker)
+_CHUNK_BYTES = 256 * 2**20  # bound on the exact-energy spectra of the chunks scored at once (one per worker)
 _BLOCK_WIDTH = 16  # unknowns per Levinson block: fewer, larger steps cost less than many tiny ones
 _MAX_ROUNDING = 1e4  # (terms / result) above which energies come from spectra: ~1e-8 dB at 1e-13 rounding
+_CG_TOLERANCE = 1e-16  # r.M^-1 r / e.e at which conjugate gradients stop: far below the rounding above
+_CG_MAX_STEPS = 64  # beyond, the references' delay spaces nearly coincide: block Levinson solves it instead
 
 
 def _as_batch(x, name: str) -> torch.Tensor:
@@ -52,7 +57,9 @@ def _pair(reference, estimate) -> tuple[torch.Tensor, torch.Tensor, bool]:
 
 
 def _silent(ref: torch.Tensor, est: torch.Tensor) -> torch.Tensor:
-    return ((ref.abs().sum(-1) <= SILENCE_THRESHOLD) | (est.abs().sum(-1) <= SILENCE_THRESHOLD)).any(-1)
+    def quiet(x):
+        return torch.linalg.vector_norm(x, 1, dim=-1) <= SILENCE_THRESHOLD
+    return (quiet(ref) | quiet(est)).any(-1)
 
 
 def silent_mixtures(reference, estimate) -> np.ndarray:
@@ -121,6 +128,40 @@ def _block_levinson(lags: torch.Tensor, rhs: torch.Tensor) -> tuple[torch.Tensor
     return x.reshape(n, k_blocks, m, -1), failed
 
 
+def _symmetric_levinson(lags: torch.Tensor, rhs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """`_block_levinson` for a symmetric Toeplitz T (one reference), with half its work.
+
+    Such a T is persymmetric (J T J = T), so the backward predictor is the
+    forward one reversed, and the backward error covariance the forward one
+    reversed: only the forward predictor is updated and factored. The lag rows
+    and right-hand sides are taken reversed once, so that the residuals come
+    out reversed, as the reversed covariance needs them.
+    """
+    n, k_blocks, m, _ = lags.shape
+    kw = dict(dtype=lags.dtype, device=lags.device)
+    fwd_x = torch.zeros(n, k_blocks * m, m + rhs.shape[-1], **kw)
+    fwd, x = fwd_x[..., :m], fwd_x[..., m:]
+    fwd[:, :m] = torch.eye(m, **kw)
+    reversed_rows = lags.flip(1).permute(0, 2, 1, 3).flip(1).reshape(n, m, k_blocks * m)  # row m-1-a of each lag
+    reversed_rhs = rhs.flip(2)
+    covariance = lags[:, 0].clone()
+    factor, info = torch.linalg.cholesky_ex(covariance)
+    infos = [info]
+    x[:, :m] = torch.cholesky_solve(rhs[:, 0], factor)
+    for k in range(k_blocks - 1):
+        top = (k + 1) * m
+        residual = torch.bmm(reversed_rows[:, :, (k_blocks - 2 - k) * m:(k_blocks - 1) * m], fwd_x[:, :top])
+        delta = residual[..., :m]  # J delta
+        gain = torch.cholesky_solve(delta, factor)  # -J alpha
+        fwd[:, m:top + m].sub_(torch.bmm(fwd[:, :top], gain).flip(1))
+        covariance.baddbmm_(delta.mT, gain, alpha=-1)
+        factor, info = torch.linalg.cholesky_ex(covariance)
+        infos.append(info)
+        miss = torch.cholesky_solve(reversed_rhs[:, k + 1] - residual[..., m:], factor)
+        x[:, :top + m].add_(torch.bmm(fwd[:, :top + m], miss).flip(1))
+    return x.reshape(n, k_blocks, m, -1), (torch.stack(infos) > 0).any(0)
+
+
 def _dense(lags: torch.Tensor) -> torch.Tensor:
     """The full block Toeplitz matrix of `lags` [N, K, m, m]."""
     n, k_blocks, m, _ = lags.shape
@@ -170,31 +211,103 @@ def _solve(rho: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
     n, s, v, length = d.shape
     q = max(q for q in range(1, max(1, _BLOCK_WIDTH // s) + 1) if length % q == 0)
     lags, rhs = _toeplitz_systems(rho, d, q)
-    x, failed = _block_levinson(lags, rhs)
+    x, failed = (_symmetric_levinson if s == 1 else _block_levinson)(lags, rhs)
     if failed.any():
         x[failed] = _solve_as_mir_eval(lags[failed], rhs[failed])
     return x.reshape(n, length, s, v).permute(0, 2, 3, 1)
 
 
-def _projection_filters(rho: torch.Tensor, d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Least-squares filters [N, S_ref, S_est, L]: onto all references, and onto each reference alone."""
-    n, s, _, length = rho.shape
-    own = rho.diagonal(dim1=1, dim2=2).mT.reshape(n * s, 1, 1, length)
-    on_own = _solve(own, d.reshape(n * s, 1, s, length)).view(n, s, s, length)
-    on_all = _solve(rho, d) if s > 1 else on_own  # one reference: the same projection, as in mir_eval
-    return on_all, on_own
-
-
-def _gram_times(rho: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
-    """T c for the Gram T of the references' delays; filters [N, S, *V, L] -> [N, S, *V, L]."""
+def _gram_spectrum(rho: torch.Tensor) -> torch.Tensor:
+    """[N, S, S, F]: spectra of the two-sided lags -(L-1)..L-1 of rho, for products with the Gram by FFT."""
     length = rho.shape[-1]
-    two_sided = torch.cat([rho.transpose(1, 2).flip(-1)[..., :-1], rho], -1)  # lags -(L-1)..L-1
-    gram = torch.fft.rfft(two_sided, 2 * length)
+    two_sided = torch.cat([rho.transpose(1, 2).flip(-1)[..., :-1], rho], -1)
+    return torch.fft.rfft(two_sided, 2 * length)
+
+
+def _gram_times(gram: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
+    """T c for the Gram T of the references' delays (`gram` from `_gram_spectrum`); [N, S, *V, L] -> [N, S, *V, L]."""
+    length = filters.shape[-1]
     spec = torch.fft.rfft(filters, 2 * length)
-    extra = spec.ndim - 3
-    gram = gram.reshape(*gram.shape[:3], *([1] * extra), gram.shape[-1])
+    gram = gram.reshape(*gram.shape[:3], *([1] * (spec.ndim - 3)), gram.shape[-1])
     product = (gram * spec.unsqueeze(1)).sum(2)
     return torch.fft.irfft(product, 2 * length)[..., length - 1:2 * length - 1]
+
+
+def _toeplitz_inverse(first_column: torch.Tensor) -> torch.Tensor:
+    """T^-1 of a symmetric Toeplitz T from g = T^-1 e_1 [..., L] (Gohberg-Semencul), as spectra [..., 2, F].
+
+    T^-1 = (A(g) A(g)^T - A(h) A(h)^T) / g_0, where A(v) is the lower triangular
+    Toeplitz matrix with first column v and h = (0, g_{L-1}, ..., g_1). The
+    spectra are those of g / sqrt(g_0) and h / sqrt(g_0).
+    """
+    length = first_column.shape[-1]
+    shifted = torch.cat([torch.zeros_like(first_column[..., :1]), first_column[..., 1:].flip(-1)], -1)
+    generators = torch.stack([first_column, shifted], -2) / first_column[..., None, :1].sqrt()
+    return torch.fft.rfft(generators, 2 * length)
+
+
+def _apply_toeplitz_inverse(inverse: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+    """T^-1 r for r [..., V, L], with `inverse` [..., 2, F] from `_toeplitz_inverse`: four triangular products by FFT."""
+    length = r.shape[-1]
+    inverse = inverse.unsqueeze(-3)  # [..., 1, 2, F]
+    transposed = torch.fft.irfft(inverse.conj() * torch.fft.rfft(r, 2 * length).unsqueeze(-2), 2 * length)
+    products = torch.fft.rfft(transposed[..., :length], 2 * length) * inverse  # A(v) A(v)^T r for v = g, h
+    return torch.fft.irfft(products.select(-2, 0) - products.select(-2, 1), 2 * length)[..., :length]
+
+
+def _conjugate_gradients(gram, d, on_own, inverse, est_energy) -> tuple[torch.Tensor, torch.Tensor]:
+    """Filters onto all references [N, S, V, L] and a bool [N]: the mixtures whose iteration converged.
+
+    Conjugate gradients on the Gram, preconditioned by its block diagonal: each
+    reference's own Toeplitz inverse. The steps needed then depend on how far
+    the references' delay spaces are from orthogonal, not on how ill-conditioned
+    each one is (about a digit per step on music and on the synthetic world).
+    The preconditioned d is the own-reference solution, already at hand. The
+    iteration stops when r.M^-1 r <= 1e-16 e.e for every estimate, which bounds
+    the projection energy's error by that over the least eigenvalue of M^-1 T.
+    """
+    tiny = torch.finfo(d.dtype).tiny  # a zero estimate has rz = 0 from the start: steps of 0, not 0 / 0
+    x, r, z = torch.zeros_like(d), d.clone(), on_own
+    direction = z.clone()
+    rz = torch.linalg.vecdot(r, z).sum(1)  # [N, V]
+    goal = _CG_TOLERANCE * est_energy
+    for _ in range(_CG_MAX_STEPS):
+        running = rz > goal  # a converged estimate stops moving, so its result never depends on its batch
+        if not running.any():
+            break
+        product = _gram_times(gram, direction)
+        step = (running * rz / torch.linalg.vecdot(direction, product).sum(1).clamp_min(tiny))[:, None, :, None]
+        x.addcmul_(step, direction)
+        r.addcmul_(step, product, value=-1)
+        z = _apply_toeplitz_inverse(inverse, r)
+        rz_next = torch.linalg.vecdot(r, z).sum(1)
+        direction = z.addcmul_((rz_next / rz.clamp_min(tiny))[:, None, :, None], direction)
+        rz = rz_next
+    return x, (rz <= goal).all(1) & x.isfinite().flatten(1).all(1)
+
+
+def _projection_filters(rho: torch.Tensor, d: torch.Tensor, est_energy: torch.Tensor):
+    """Least-squares filters [N, S_ref, S_est, L]: onto all references, and onto each reference alone.
+
+    Each reference alone is a symmetric Toeplitz system, solved by block
+    Levinson with e_1 as one more right-hand side: its inverse's first column
+    preconditions the joint system, solved by conjugate gradients. A mixture
+    whose iteration does not converge is solved by block Levinson instead.
+    """
+    n, s, v, length = d.shape
+    own = rho.diagonal(dim1=1, dim2=2).mT.reshape(n * s, 1, 1, length)
+    unit = torch.zeros(n * s, 1, 1, length, dtype=d.dtype, device=d.device)
+    unit[..., 0] = 1
+    solved = _solve(own, torch.cat([d.reshape(n * s, 1, v, length), unit], 2)).view(n, s, v + 1, length)
+    on_own = solved[:, :, :v]
+    if s == 1:  # one reference: the same projection, as in mir_eval
+        return on_own, on_own
+    on_all, converged = _conjugate_gradients(_gram_spectrum(rho), d, on_own, _toeplitz_inverse(solved[:, :, v]),
+                                             est_energy)
+    exact = ~converged
+    if exact.any():
+        on_all[exact] = _solve(rho[exact], d[exact])
+    return on_all, on_own
 
 
 def _quadratic_energies(rho, d, est_energy, on_all, on_own):
@@ -202,12 +315,15 @@ def _quadratic_energies(rho, d, est_energy, on_all, on_own):
 
     With c the filter, the projection energy 2 c.d - c.Tc and the residual
     e.e - 2 c.d + c.Tc are exact to second order in the solver's error, like
-    mir_eval's time-domain residuals. Residuals are differences of energies,
-    so their rounding grows as they shrink: `bound` says how much.
+    mir_eval's time-domain residuals. The interference (c_all - c_own).T(c_all - c_own)
+    is not, so it gains 2 (c_all - c_own).(d - T c_all), the first-order term of
+    c_all's error, which leaves it second order too. Residuals are differences of
+    energies, so their rounding grows as they shrink: `bound` says how much.
     """
     s = rho.shape[1]
-    t_all = _gram_times(rho, on_all)  # [N, S, S_est, L]
-    t_own = _gram_times(rho, on_own.unsqueeze(1) * torch.eye(s, dtype=rho.dtype, device=rho.device)[:, :, None, None])
+    gram = _gram_spectrum(rho)
+    t_all = _gram_times(gram, on_all)  # [N, S, S_est, L]
+    t_own = _gram_times(gram, on_own.unsqueeze(1) * torch.eye(s, dtype=rho.dtype, device=rho.device)[:, :, None, None])
     # t_own[n, i', i, j]: T applied to the filter of estimate j on reference i alone
     own_gram = t_own.diagonal(dim1=1, dim2=2).permute(0, 3, 1, 2)  # [N, i, j, L]
     quad_own, cross_own = on_own * own_gram, on_own * d
@@ -216,7 +332,7 @@ def _quadratic_energies(rho, d, est_energy, on_all, on_own):
     projection = 2 * cross_all.sum((1, 3)) - quad_all.sum((1, 3))  # [N, S_est]
     eye = torch.eye(s, dtype=rho.dtype, device=rho.device)[None, :, :, None, None]
     diff = on_all.unsqueeze(2) - eye * on_own.unsqueeze(1)  # [N, i', i, j, L]
-    t_diff = t_all.unsqueeze(2) - t_own
+    t_diff = t_all.unsqueeze(2) - t_own + 2 * (d - t_all).unsqueeze(2)
     interference = (diff * t_diff).sum((1, 4))
     energies = dict(target=target, own_residual=est_energy.unsqueeze(1) - target, interference=interference,
                     projection=projection.unsqueeze(1), all_residual=(est_energy - projection).unsqueeze(1))
@@ -225,7 +341,8 @@ def _quadratic_energies(rho, d, est_energy, on_all, on_own):
     pairs = [(terms_own, target), (terms_all, projection),
              (est_energy.unsqueeze(1) + terms_own, energies["own_residual"]),
              (est_energy + terms_all, energies["all_residual"][:, 0]),
-             ((diff.abs() * (t_all.unsqueeze(2).abs() + t_own.abs())).sum((1, 4)), interference)]
+             ((diff.abs() * (t_all.unsqueeze(2).abs() + t_own.abs() + 2 * (d - t_all).abs().unsqueeze(2))).sum((1, 4)),
+              interference)]
     ratios = [torch.where(terms == 0, 0.0, terms / value.abs()).flatten(1).amax(1) for terms, value in pairs]
     return energies, torch.stack(ratios).amax(0)  # 0 where a value is exactly 0 from exactly 0 terms
 
@@ -254,37 +371,43 @@ def _db(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
     return torch.where(den == 0, torch.inf, 10 * torch.log10(num / den))
 
 
+def _correlation_block(length: int, samples: int) -> int:
+    """FFT size for the blocked correlations: a power of two near 8 L, never past one block for the signal."""
+    whole = 1 << (samples + length - 2).bit_length()
+    return min(whole, 1 << (8 * length - 1).bit_length())
+
+
 def _correlations(ref: torch.Tensor, est: torch.Tensor, length: int) -> tuple[torch.Tensor, torch.Tensor]:
     """rho[n, i, j, l] = sum_t s_i[t] s_j[t + l] and d[n, i, v, l] = sum_t s_i[t] e_v[t + l], l < L.
 
-    The FFTs may be shorter than T + L - 1 (a power of two is twice as fast):
-    the circular correlation then also sums the products that wrap around,
-    s_i near its end with z near its start, which are few and taken off.
+    Overlap-save: the references are cut into blocks of `hop` samples, each
+    correlated with the window of `hop + L - 1` samples of every signal that
+    starts with it, in an FFT of P = hop + L - 1 points, which wraps nothing.
+    The block spectra are summed before one short inverse FFT, so only the
+    forward transforms scale with the signal, in FFTs that fit the cache.
     """
-    t = ref.shape[-1]
-    n = 1 << (t - 1).bit_length()
-    if n < 2 * length or n > scipy.fft.next_fast_len(t + length - 1, real=True):
-        n = scipy.fft.next_fast_len(t + length - 1, real=True)
-    wrapped = t + length - 1 - n  # lags L - wrapped .. L - 1 gather wrapped products
-    ref_spec = torch.fft.rfft(ref, n)
-    tail = torch.fft.rfft(ref[..., t - wrapped:], 2 * wrapped).unsqueeze(2) if wrapped > 0 else None
-    out = []
-    for z, z_spec in ((ref, ref_spec), (est, torch.fft.rfft(est, n))):
-        corr = torch.fft.irfft(ref_spec.conj().unsqueeze(2) * z_spec.unsqueeze(1), n)[..., :length].clone()
-        if tail is not None:
-            head = torch.fft.rfft(z[..., :wrapped], 2 * wrapped).conj().unsqueeze(1)
-            corr[..., length - wrapped:] -= torch.fft.irfft(head * tail, 2 * wrapped)[..., :wrapped].flip(-1)
-        out.append(corr)
-    return out[0], out[1]
+    s, samples = ref.shape[1], ref.shape[-1]
+    size = _correlation_block(length, samples)
+    hop = size - length + 1
+    spectra = None  # [N, S, S + V, F]
+    for start in range(0, samples, hop):  # block by block: small transforms that stay in cache
+        head = torch.fft.rfft(ref[..., start:start + hop], size).conj().unsqueeze(2)  # zero-padded, as is the last window
+        window = torch.fft.rfft(torch.cat([ref[..., start:start + size], est[..., start:start + size]], 1), size)
+        spectra = head * window.unsqueeze(1) if spectra is None else spectra.addcmul_(head, window.unsqueeze(1))
+    corr = torch.fft.irfft(spectra, size)[..., :length]
+    return corr[:, :, :s], corr[:, :, s:]
 
 
 def _chunk_scores(ref: torch.Tensor, est: torch.Tensor, filter_length: int):
     """sdr, sir [N, S_ref, S_est] and sar [N, 1, S_est] for every reference/estimate pair."""
     rho, d = _correlations(ref, est, filter_length)
-    on_all, on_own = _projection_filters(rho, d)
-    energies, bound = _quadratic_energies(rho, d, est.square().sum(-1), on_all, on_own)
+    est_energy = torch.linalg.vector_norm(est, dim=-1).square()
+    on_all, on_own = _projection_filters(rho, d, est_energy)
+    energies, bound = _quadratic_energies(rho, d, est_energy, on_all, on_own)
     rows = torch.nonzero(~(bound < _MAX_ROUNDING)).flatten()
     if len(rows):
+        if ref.shape[1] > 1:  # spectra are first order in the filters' error: take the exact solve
+            on_all[rows] = _solve(rho[rows], d[rows])
         n_fft = scipy.fft.next_fast_len(ref.shape[-1] + filter_length - 1, real=True)  # no wrap-around
         spectra = torch.fft.rfft(ref[rows], n_fft), torch.fft.rfft(est[rows], n_fft)
         exact = _spectral_energies(*spectra, on_all[rows], on_own[rows], n_fft)
@@ -313,6 +436,12 @@ def _score_rows(ref: torch.Tensor, est: torch.Tensor, filter_length: int, permut
     return torch.stack([sdr, sir, sar[:, 0].gather(1, chosen), chosen.to(sdr)]).cpu()
 
 
+def _take(x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """x[rows], as a view when the rows are consecutive (the usual case): no copy of the waveforms."""
+    first = int(rows[0])
+    return x[first:first + len(rows)] if int(rows[-1]) - first + 1 == len(rows) else x[rows.to(x.device)]
+
+
 def _bss_eval(ref: torch.Tensor, est: torch.Tensor, filter_length: int, permutation: bool) -> np.ndarray:
     """[4, B, S] as `_score_rows`; NaN for mixtures with a silent source, which are never solved."""
     b, s, t = ref.shape
@@ -320,10 +449,11 @@ def _bss_eval(ref: torch.Tensor, est: torch.Tensor, filter_length: int, permutat
     valid = torch.nonzero(~_silent(ref, est)).flatten().cpu()
     n_fft = scipy.fft.next_fast_len(t + filter_length - 1, real=True)
     with _single_threaded_ops(ref.device) as workers:
-        fits = max(1, _CHUNK_BYTES // (workers * 16 * n_fft * s * (s + 1)))  # spectra, products, correlations
+        fits = max(1, _CHUNK_BYTES // (workers * 16 * n_fft * s * (s + 1)))  # spectra of the exact-energy path
         chunks = valid.split(max(1, min(fits, -(-len(valid) // workers))))
         with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-            scores = pool.map(lambda rows: _score_rows(ref[rows], est[rows], filter_length, permutation), chunks)
+            scores = pool.map(lambda rows: _score_rows(_take(ref, rows), _take(est, rows), filter_length, permutation),
+                              chunks)
             for rows, score in zip(chunks, scores):
                 out[:, rows] = score
     return out.numpy()
