@@ -8,12 +8,15 @@ or done twice; a corrupt file is reported and its item generated again.
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import hashlib
 import io
 import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import soundfile as sf
@@ -100,3 +103,54 @@ class OutputStore:
     def audio(self, task: str, name: str) -> np.ndarray:
         data, _ = sf.read(str(self.path(task, name)), dtype="float32", always_2d=True)
         return data.T
+
+
+Encoded = dict[str, tuple[Callable[[np.ndarray], bytes], np.ndarray]]  # file name -> (encoder, checked array)
+
+
+class OutputWriter:
+    """Encodes and writes checked outputs on one background thread, so PNG encoding overlaps the next batch.
+
+    At most `depth` items wait (their arrays are held until written). An item
+    is marked done only once its files are on disk, as with `OutputStore.write`.
+    `submit` and `wait()` raise a failed write as `WriteFailed` (item id and
+    OSError); whatever else was submitted is still written by `shutdown()`.
+    """
+
+    def __init__(self, store: OutputStore, depth: int):
+        self.store = store
+        self.depth = max(1, depth)
+        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="avbench-writer")
+        self._pending: collections.deque = collections.deque()
+
+    def submit(self, task: str, item: str, files: Encoded) -> None:
+        while len(self._pending) >= self.depth or (self._pending and self._pending[0][1].done()):
+            self._finish(*self._pending.popleft())
+        self._pending.append((item, self._pool.submit(self._write, task, item, files)))
+
+    def _write(self, task: str, item: str, files: Encoded) -> None:
+        self.store.write(task, item, {name: encode(array) for name, (encode, array) in files.items()})
+
+    @staticmethod
+    def _finish(item: str, future: concurrent.futures.Future) -> None:
+        try:
+            future.result()
+        except OSError as exc:
+            raise WriteFailed(item, exc) from None
+
+    def wait(self) -> None:
+        while self._pending:
+            self._finish(*self._pending.popleft())
+
+    def shutdown(self) -> None:
+        """Let every submitted write finish (their errors are not raised here), then stop the thread."""
+        self._pool.shutdown(wait=True)
+        self._pending.clear()
+
+
+class WriteFailed(Exception):
+    """An output could not be written: which item, and the OSError."""
+
+    def __init__(self, item: str, error: OSError):
+        super().__init__(item, error)
+        self.item, self.error = item, error

@@ -12,6 +12,7 @@ second run builds no model, loads no media and recomputes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import logging
@@ -38,7 +39,7 @@ from .features import Backbones, FeatureStore
 from .models.base import Batch, Model
 from .models.checks import as_image, as_waveforms, batch_list
 from .models.handle import ModelHandle, open_model
-from .outputs import OutputStore, png_bytes, wav_bytes
+from .outputs import Encoded, OutputStore, OutputWriter, WriteFailed, png_bytes, wav_bytes
 from .progress import progress
 from .record import Counts, Failure, MetricEntry, ModelInfo, Record, SuiteInfo, dumps
 from .registry import models as model_registry
@@ -204,15 +205,19 @@ class Run:
             truth=[r.truth for r in ready] if self.model_cls.uses_ground_truth else None,
         )
 
-    def _files(self, task: str, ready: ReadyItem, output) -> dict[str, bytes]:
+    def _files(self, task: str, ready: ReadyItem, output) -> Encoded:
+        """The item's output files, checked here; encoding them is left to the writer thread."""
         where = f"item {ready.item.id} ({task})"
         if task == "generate":
-            return {f"{ready.item.id}.png": png_bytes(as_image(output, where))}
+            return {f"{ready.item.id}.png": (png_bytes, as_image(output, where))}
         if task == "generate_per_source":
             images = batch_list(output, ready.item.num_sources, where)
-            return {f"{ready.item.id}.{k}.png": png_bytes(as_image(im, f"{where} image {k}")) for k, im in enumerate(images)}
+            return {f"{ready.item.id}.{k}.png": (png_bytes, as_image(im, f"{where} image {k}")) for k, im in enumerate(images)}
         waves = as_waveforms(output, ready.item.num_sources, ready.mixture.shape[0], where)
-        return {f"{ready.item.id}.wav": wav_bytes(waves, self.suite.sample_rate)}
+        return {f"{ready.item.id}.wav": (self._wav_bytes, waves)}
+
+    def _wav_bytes(self, waves: np.ndarray) -> bytes:
+        return wav_bytes(waves, self.suite.sample_rate)
 
     def _call(self, task: str, ready: list[ReadyItem]) -> list:
         self.model_calls += 1
@@ -240,10 +245,7 @@ class Run:
             except ModelOutputError as exc:
                 self._fail(task, one.item.id, str(exc))
                 continue
-            try:
-                self.store.write(task, one.item.id, files)
-            except OSError as exc:
-                raise cannot_write(f"the outputs of item {one.item.id} to {self.store.root}", exc) from None
+            self.writer.submit(task, one.item.id, files)
 
     def _fail(self, task: str, item_id: str, reason: str) -> None:
         if self.options.on_error == "stop":
@@ -253,6 +255,18 @@ class Run:
             self.store.write_failure(task, item_id, reason)
         except OSError as exc:
             raise cannot_write(f"the failure of item {item_id} to {self.store.root}", exc) from None
+
+    @contextlib.contextmanager
+    def _writing(self):
+        """Outputs are encoded and written behind the model calls; all of them are on disk when this exits."""
+        self.writer = OutputWriter(self.store, depth=2 * self.options.batch_size)
+        try:
+            yield
+            self.writer.wait()
+        except WriteFailed as exc:
+            raise cannot_write(f"the outputs of item {exc.item} to {self.store.root}", exc.error) from None
+        finally:
+            self.writer.shutdown()
 
     def generate(self, keep_media: bool = False) -> None:
         """Load each pending item once, then run every task it still needs.
@@ -269,7 +283,8 @@ class Run:
         pending = {item.id: [t for t in self.tasks if self.store.done(t, item.id) is None] for item in self.world.shard(self.items)}
         todo = [item for item in self.world.shard(self.items) if pending[item.id]]
         total = len(pending)
-        with progress(f"{self.model_cls.name} on {self.suite.name}", total=total, done=total - len(todo), enabled=self.world.is_main) as advance:
+        with self._writing(), progress(f"{self.model_cls.name} on {self.suite.name}", total=total, done=total - len(todo),
+                                       enabled=self.world.is_main) as advance:
             for loaded in batches(self.source, self.suite, todo, self.options.batch_size, self.options.workers):
                 ready = [r for r in loaded if isinstance(r, ReadyItem)]
                 for one in ready:
