@@ -186,7 +186,7 @@ def test_joint_projection_by_conjugate_gradients(monkeypatch):
     refs, ests = _mixtures(rng, 3, 2, 6000)
     ref, est = torch.from_numpy(refs), torch.from_numpy(ests)
     rho, d = separation._correlations(ref, est, 512)
-    on_all, _ = separation._projection_filters(rho, d, est.square().sum(-1))
+    on_all, _ = separation._projection_filters(rho, separation._gram_spectrum(rho), d, est.square().sum(-1))
     exact = separation._solve(rho, d)
     torch.testing.assert_close(on_all, exact, rtol=0, atol=1e-7 * exact.abs().max().item())
     expected = np.stack([_mir_eval(r, e)[:3] for r, e in zip(refs, ests)])

@@ -286,7 +286,7 @@ def _conjugate_gradients(gram, d, on_own, inverse, est_energy) -> tuple[torch.Te
     return x, (rz <= goal).all(1) & x.isfinite().flatten(1).all(1)
 
 
-def _projection_filters(rho: torch.Tensor, d: torch.Tensor, est_energy: torch.Tensor):
+def _projection_filters(rho: torch.Tensor, gram: torch.Tensor, d: torch.Tensor, est_energy: torch.Tensor):
     """Least-squares filters [N, S_ref, S_est, L]: onto all references, and onto each reference alone.
 
     Each reference alone is a symmetric Toeplitz system, solved by block
@@ -302,15 +302,14 @@ def _projection_filters(rho: torch.Tensor, d: torch.Tensor, est_energy: torch.Te
     on_own = solved[:, :, :v]
     if s == 1:  # one reference: the same projection, as in mir_eval
         return on_own, on_own
-    on_all, converged = _conjugate_gradients(_gram_spectrum(rho), d, on_own, _toeplitz_inverse(solved[:, :, v]),
-                                             est_energy)
+    on_all, converged = _conjugate_gradients(gram, d, on_own, _toeplitz_inverse(solved[:, :, v]), est_energy)
     exact = ~converged
     if exact.any():
         on_all[exact] = _solve(rho[exact], d[exact])
     return on_all, on_own
 
 
-def _quadratic_energies(rho, d, est_energy, on_all, on_own):
+def _quadratic_energies(gram, d, est_energy, on_all, on_own):
     """Energies from the normal equations alone, and a bound on their rounding error.
 
     With c the filter, the projection energy 2 c.d - c.Tc and the residual
@@ -320,19 +319,19 @@ def _quadratic_energies(rho, d, est_energy, on_all, on_own):
     c_all's error, which leaves it second order too. Residuals are differences of
     energies, so their rounding grows as they shrink: `bound` says how much.
     """
-    s = rho.shape[1]
-    gram = _gram_spectrum(rho)
+    s = d.shape[1]
     t_all = _gram_times(gram, on_all)  # [N, S, S_est, L]
-    t_own = _gram_times(gram, on_own.unsqueeze(1) * torch.eye(s, dtype=rho.dtype, device=rho.device)[:, :, None, None])
+    t_own = _gram_times(gram, on_own.unsqueeze(1) * torch.eye(s, dtype=d.dtype, device=d.device)[:, :, None, None])
     # t_own[n, i', i, j]: T applied to the filter of estimate j on reference i alone
     own_gram = t_own.diagonal(dim1=1, dim2=2).permute(0, 3, 1, 2)  # [N, i, j, L]
     quad_own, cross_own = on_own * own_gram, on_own * d
     quad_all, cross_all = on_all * t_all, on_all * d
     target = 2 * cross_own.sum(-1) - quad_own.sum(-1)
     projection = 2 * cross_all.sum((1, 3)) - quad_all.sum((1, 3))  # [N, S_est]
-    eye = torch.eye(s, dtype=rho.dtype, device=rho.device)[None, :, :, None, None]
+    eye = torch.eye(s, dtype=d.dtype, device=d.device)[None, :, :, None, None]
     diff = on_all.unsqueeze(2) - eye * on_own.unsqueeze(1)  # [N, i', i, j, L]
-    t_diff = t_all.unsqueeze(2) - t_own + 2 * (d - t_all).unsqueeze(2)
+    correction = 2 * (d - t_all).unsqueeze(2)  # the first-order term: twice the joint system's residual
+    t_diff = t_all.unsqueeze(2) - t_own + correction
     interference = (diff * t_diff).sum((1, 4))
     energies = dict(target=target, own_residual=est_energy.unsqueeze(1) - target, interference=interference,
                     projection=projection.unsqueeze(1), all_residual=(est_energy - projection).unsqueeze(1))
@@ -341,7 +340,7 @@ def _quadratic_energies(rho, d, est_energy, on_all, on_own):
     pairs = [(terms_own, target), (terms_all, projection),
              (est_energy.unsqueeze(1) + terms_own, energies["own_residual"]),
              (est_energy + terms_all, energies["all_residual"][:, 0]),
-             ((diff.abs() * (t_all.unsqueeze(2).abs() + t_own.abs() + 2 * (d - t_all).abs().unsqueeze(2))).sum((1, 4)),
+             ((diff.abs() * (t_all.unsqueeze(2).abs() + t_own.abs() + correction.abs())).sum((1, 4)),
               interference)]
     ratios = [torch.where(terms == 0, 0.0, terms / value.abs()).flatten(1).amax(1) for terms, value in pairs]
     return energies, torch.stack(ratios).amax(0)  # 0 where a value is exactly 0 from exactly 0 terms
@@ -402,8 +401,9 @@ def _chunk_scores(ref: torch.Tensor, est: torch.Tensor, filter_length: int):
     """sdr, sir [N, S_ref, S_est] and sar [N, 1, S_est] for every reference/estimate pair."""
     rho, d = _correlations(ref, est, filter_length)
     est_energy = torch.linalg.vector_norm(est, dim=-1).square()
-    on_all, on_own = _projection_filters(rho, d, est_energy)
-    energies, bound = _quadratic_energies(rho, d, est_energy, on_all, on_own)
+    gram = _gram_spectrum(rho)
+    on_all, on_own = _projection_filters(rho, gram, d, est_energy)
+    energies, bound = _quadratic_energies(gram, d, est_energy, on_all, on_own)
     rows = torch.nonzero(~(bound < _MAX_ROUNDING)).flatten()
     if len(rows):
         if ref.shape[1] > 1:  # spectra are first order in the filters' error: take the exact solve
