@@ -33,8 +33,8 @@ def evaluate(model: str | Model, suite: str, **options) -> Record:
 
 
 def leaderboard(records: Iterable[Record | str | Path], **options):
-    """A pandas DataFrame with one row per record (see avbench.tables)."""
-    from .tables import leaderboard as build
+    """A pandas DataFrame with one row per record (see avbench.leaderboards)."""
+    from .leaderboards import leaderboard as build
 
     loaded = [r if isinstance(r, Record) else load_record(r) for r in records]
     return build(loaded, **options)

@@ -44,6 +44,15 @@ def stable_hash(obj: Any) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def read_json(path: str | Path, error: type[AvbenchError], what: str) -> Any:
+    """A JSON file's value; every way reading it can fail becomes one `error` naming the file, as users see it."""
+    try:
+        return json.loads(Path(path).read_text("utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:
+        # ValueError: bad UTF-8 or JSON, or a number past Python's int-from-string limit
+        raise error(f"{path}: cannot read {what} ({exc})") from None
+
+
 def array_hash(array: np.ndarray) -> str:
     """Content hash of an array's shape and bytes: how features and media name images and waveforms."""
     digest = hashlib.sha256(str(array.shape).encode())
@@ -52,6 +61,9 @@ def array_hash(array: np.ndarray) -> str:
 
 
 _HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+_FILE_MODE = 0o666 & ~_UMASK
 _SWEPT: set[tuple[int, str]] = set()
 
 
@@ -90,6 +102,7 @@ def atomic_write(path: Path, data: bytes, durable: bool = False) -> None:
     _remove_stale_temporaries(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_HOST}-{os.getpid()}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, _FILE_MODE)  # mkstemp creates 0600; results are for sharing, as open() would make them
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             if durable:
@@ -208,7 +221,8 @@ class ArrayCache:
             atomic_write(self.path(key), buffer.getvalue())
         except OSError as exc:
             raise AvbenchError(
-                f"cannot write the feature cache file {self.path(key)} ({exc.strerror or exc}); every output and cache file "
+                f"cannot write the feature cache file {self.path(key)} ({exc.strerror or exc}); "
+                "every output and cache file "
                 "written before is kept: free the space (or pass another --cache-dir) and run the same command again"
             ) from None
 

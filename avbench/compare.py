@@ -3,7 +3,9 @@
 Exit codes follow the CLI: 0 nothing regressed; 1 a metric moved the bad way
 beyond its tolerance (or, with `strict`, a paired bootstrap over items says a
 drop is significant, or a metric or items were lost); 2 the runs cannot be
-compared at all. Only records and their `items.csv` tables are read.
+compared at all (another suite, spec, version or manifest). Only records and
+their per-item tables are read; a metric without a value in the candidate
+never passes.
 """
 
 from __future__ import annotations
@@ -16,13 +18,12 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
+from .defaults import BOOTSTRAP_RESAMPLES, GATE_SIGNIFICANCE
 from .errors import RecordError
 from .record import Record
 
-ALPHA = 0.05
-RESAMPLES = 1000
 FAILED = "failed items"  # the gate's row for failed generations; tolerance key "failed"
-REGRESSIONS = {"regressed", "significant drop", "lost", "missing"}
+REGRESSIONS = {"regressed", "significant drop", "lost", "missing", "no value"}
 
 
 @dataclass
@@ -57,17 +58,26 @@ class Comparison:
         """metric, base, cand, delta, direction, tolerance, p_value, n_paired, verdict."""
         return pd.DataFrame(
             [
-                {"metric": c.metric, "base": c.base, "cand": c.cand, "delta": c.delta,
-                 "direction": "higher" if c.higher_is_better else "lower", "tolerance": c.tolerance,
-                 "p_value": c.p_value, "n_paired": c.n_paired, "verdict": c.verdict}
+                {
+                    "metric": c.metric,
+                    "base": c.base,
+                    "cand": c.cand,
+                    "delta": c.delta,
+                    "direction": "higher" if c.higher_is_better else "lower",
+                    "tolerance": c.tolerance,
+                    "p_value": c.p_value,
+                    "n_paired": c.n_paired,
+                    "verdict": c.verdict,
+                }
                 for c in self.changes
             ],
             columns=["metric", "base", "cand", "delta", "direction", "tolerance", "p_value", "n_paired", "verdict"],
         )
 
 
-def drop_p_value(base: np.ndarray, cand: np.ndarray, higher_is_better: bool,
-                 resamples: int = RESAMPLES, seed: int = 0) -> float:
+def drop_p_value(
+    base: np.ndarray, cand: np.ndarray, higher_is_better: bool, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0
+) -> float:
     """One-sided paired bootstrap p-value that the candidate is worse.
 
     The items' paired gains are resampled with replacement; p is the share of
@@ -85,7 +95,9 @@ def drop_p_value(base: np.ndarray, cand: np.ndarray, higher_is_better: bool,
     return (1 + no_drop) / (1 + resamples)
 
 
-def _paired(base_items: pd.DataFrame | None, cand_items: pd.DataFrame | None, metric: str) -> tuple[np.ndarray, np.ndarray]:
+def _paired(
+    base_items: pd.DataFrame | None, cand_items: pd.DataFrame | None, metric: str
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-item scores of both runs, matched by item id and task; unscored items dropped."""
     if base_items is None or cand_items is None or metric not in base_items or metric not in cand_items:
         return np.empty(0), np.empty(0)
@@ -104,9 +116,13 @@ def _incomparable(base: Record, cand: Record) -> str:
             ("suite", b.name, c.name),
             ("suite version", b.version, c.version),
             ("protocol", b.protocol, c.protocol),
+            ("suite spec (sha256)", b.spec_sha256[:12], c.spec_sha256[:12]),
             ("manifest (sha256)", b.manifest_sha256[:12], c.manifest_sha256[:12]),
-            ("evaluated items (sha256)", f"{b.items_sha256[:12]} ({base.n.effective} items)",
-             f"{c.items_sha256[:12]} ({cand.n.effective} items)"),
+            (
+                "evaluated items (sha256)",
+                f"{b.items_sha256[:12]} ({base.n.effective} items)",
+                f"{c.items_sha256[:12]} ({cand.n.effective} items)",
+            ),
         ]
         if x != y
     ]
@@ -130,14 +146,14 @@ def _check_tolerances(tolerances: Mapping[str, float], names: list[str]) -> None
 
 
 def _judge(change: Change, strict: bool) -> str:
-    if change.base is None:
-        return "same" if change.cand is None else "gained a value"
     if change.cand is None:
-        return "lost"
+        return "lost" if change.base is not None else "no value"
+    if change.base is None:
+        return "gained a value"
     bad = -change.delta if change.higher_is_better else change.delta
     if bad > change.tolerance:
         return "regressed"
-    if strict and bad > 0 and change.p_value is not None and change.p_value < ALPHA:
+    if strict and bad > 0 and change.p_value is not None and change.p_value < GATE_SIGNIFICANCE:
         return "significant drop"
     return "same" if bad == 0 else "better" if bad < 0 else "worse, within tolerance"
 
@@ -151,7 +167,7 @@ def compare(
     strict: bool,
     seed: int = 0,
     *,
-    resamples: int = RESAMPLES,
+    resamples: int = BOOTSTRAP_RESAMPLES,
 ) -> Comparison:
     """Gate `cand` against `base`; see the module docstring for the exit codes.
 
@@ -159,15 +175,17 @@ def compare(
     metric name (full wins) or "failed" for failed items; the default is 0.
     """
     tolerances = dict(tolerances or {})
-    labels = dict(base=f"{base.model.name} (run {base.run_key[:12]})", cand=f"{cand.model.name} (run {cand.run_key[:12]})")
+    labels = dict(
+        base=f"{base.model.name} (run {base.run_key[:12]})", cand=f"{cand.model.name} (run {cand.run_key[:12]})"
+    )
     suite = f"{base.suite.name} v{base.suite.version}"
     reason = _incomparable(base, cand)
     if not reason and strict and (base_items is None or cand_items is None):
         reason = "strict comparison needs the per-item table (items.csv) of both runs"
     if reason:
         return Comparison(**labels, suite=suite, strict=strict, exit_code=2, reason=reason)
-    if resamples < 1000:
-        raise RecordError(f"the paired bootstrap needs at least 1000 resamples, got {resamples}")
+    if resamples < BOOTSTRAP_RESAMPLES:
+        raise RecordError(f"the paired bootstrap needs at least {BOOTSTRAP_RESAMPLES} resamples, got {resamples}")
 
     base_metrics = {m.name: m for m in base.metrics}
     cand_metrics = {m.name: m for m in cand.metrics}
@@ -177,8 +195,13 @@ def compare(
     for name in names:
         b, c = base_metrics.get(name), cand_metrics.get(name)
         entry = b or c
-        change = Change(name, b.value if b else None, c.value if c else None, entry.higher_is_better,
-                        _tolerance_of(name, tolerances))
+        change = Change(
+            name,
+            b.value if b else None,
+            c.value if c else None,
+            entry.higher_is_better,
+            _tolerance_of(name, tolerances),
+        )
         if b is not None and c is None:
             change.verdict = "missing"
         elif b is None:
@@ -195,8 +218,12 @@ def compare(
     changes.append(failed)
 
     bad = [c for c in changes if c.verdict in REGRESSIONS]
-    reason = "; ".join(f"{c.metric}: {c.verdict}" + (f" by {abs(c.delta):.6g} (tolerance {c.tolerance:g})" if c.delta is not None else "")
-                       + (f", p = {c.p_value:.3g}" if c.verdict == "significant drop" else "") for c in bad)
+    reason = "; ".join(
+        f"{c.metric}: {c.verdict}"
+        + (f" by {abs(c.delta):.6g} (tolerance {c.tolerance:g})" if c.delta is not None else "")
+        + (f", p = {c.p_value:.3g}" if c.verdict == "significant drop" else "")
+        for c in bad
+    )
     return Comparison(**labels, suite=suite, strict=strict, exit_code=1 if bad else 0, reason=reason, changes=changes)
 
 
@@ -208,12 +235,24 @@ def format_comparison(comparison: Comparison) -> str:
     """Plain text for the terminal and CI logs: what moved, then the verdict and exit code."""
     lines = [f"base:      {comparison.base}", f"candidate: {comparison.cand}", f"suite:     {comparison.suite}"]
     if comparison.changes:
-        rows = [[c.metric, _number(c.base), _number(c.cand), _number(c.delta),
-                 "↑" if c.higher_is_better else "↓", _number(c.tolerance), _number(c.p_value), c.verdict]
-                for c in comparison.changes]
+        rows = [
+            [
+                c.metric,
+                _number(c.base),
+                _number(c.cand),
+                _number(c.delta),
+                "↑" if c.higher_is_better else "↓",
+                _number(c.tolerance),
+                _number(c.p_value),
+                c.verdict,
+            ]
+            for c in comparison.changes
+        ]
         header = ["metric", "base", "cand", "delta", "better", "tolerance", "p(drop)", "verdict"]
         lines += ["", tabulate(rows, headers=header, tablefmt="simple", disable_numparse=True), ""]
     outcome = {0: "OK", 1: "REGRESSION", 2: "CANNOT COMPARE"}[comparison.exit_code]
     mode = " (strict: paired bootstrap gates drops)" if comparison.strict else ""
-    lines.append(f"{outcome}{mode}: exit {comparison.exit_code}" + (f": {comparison.reason}" if comparison.reason else ""))
+    lines.append(
+        f"{outcome}{mode}: exit {comparison.exit_code}" + (f": {comparison.reason}" if comparison.reason else "")
+    )
     return "\n".join(lines) + "\n"

@@ -36,7 +36,12 @@ class ImageSet:
 
 
 def _library_versions() -> dict[str, str]:
-    return {"avbench": __version__, "torch": torch.__version__, "open_clip": installed("open_clip"), "torch_fidelity": installed("torch_fidelity")}
+    return {
+        "avbench": __version__,
+        "torch": torch.__version__,
+        "open_clip": installed("open_clip"),
+        "torch_fidelity": installed("torch_fidelity"),
+    }
 
 
 class Backbones:
@@ -53,16 +58,18 @@ class Backbones:
         return backbones.get(name)
 
     def identity(self, name: str) -> dict:
-        """What enters cache keys: name, preprocessing and pinned weights hash.
+        """What enters cache keys: name, preprocessing and weights hash (the pin, or an unverified copy's own).
 
         Asking for it marks the backbone as used by this run: features keyed by
-        the pinned hash were computed from the verified file, cached or not.
+        that hash were computed from that file, cached or not.
         """
-        from .weights import pinned_sha256
+        from .weights import identity
 
         spec = self.spec(name)
-        sha = pinned_sha256(spec.weights) if spec.weights else None
-        self.weights[name] = {"sha256": sha, "verified": True}
+        sha, verified = identity(spec.weights) if spec.weights else (None, True)
+        self.weights[name] = (
+            {"sha256": sha, "verified": True} if verified else {"sha256": sha, "verified": False, "entry": spec.weights}
+        )
         return {"name": spec.name, "preprocessing": spec.preprocessing, "weights": sha}
 
     def get(self, name: str):
@@ -78,10 +85,13 @@ class Backbones:
         return self._loaded[name]
 
 
+_DEFAULT_WORLD = World()
+
+
 class FeatureStore:
     """Memoised, disk-cached feature passes over image sets, prompts and audio."""
 
-    def __init__(self, cache: ArrayCache, backbones: Backbones, batch_size: int, world: World = World()):
+    def __init__(self, cache: ArrayCache, backbones: Backbones, batch_size: int, world: World = _DEFAULT_WORLD):
         self.world = world
         self.cache = cache
         self.backbones = backbones
@@ -91,7 +101,14 @@ class FeatureStore:
         self.versions = _library_versions()
 
     def key(self, backbone: str, kind: str, content: Sequence[str]) -> str:
-        return stable_hash({"backbone": self.backbones.identity(backbone), "kind": kind, "versions": self.versions, "content": list(content)})
+        return stable_hash(
+            {
+                "backbone": self.backbones.identity(backbone),
+                "kind": kind,
+                "versions": self.versions,
+                "content": list(content),
+            }
+        )
 
     def _cached(self, key: str, compute: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
         if key in self._memo:

@@ -76,7 +76,13 @@ class OutputStore:
             except OSError:
                 actual = "missing"
             if actual != sha:
-                log.warning("output %s/%s is corrupt (sha256 %s, expected %s); the item will be generated again", task, name, actual[:12], sha[:12])
+                log.warning(
+                    "output %s/%s is corrupt (sha256 %s, expected %s); the item will be generated again",
+                    task,
+                    name,
+                    actual[:12],
+                    sha[:12],
+                )
                 self.corrupt += 1
                 marker.unlink(missing_ok=True)
                 return None

@@ -3,6 +3,10 @@
 A record is written once per run as `record.json`, beside the per-item table
 `items.csv`. Every table, gate and report downstream is a pure function of
 records. `schema_version` guards against misreading an older or newer file.
+
+A record names its per-item table by its own file name (`record.json` ->
+`items.csv`, `NAME.record.json` -> `NAME.items.csv`) and carries the table's
+sha256, so a copied record is never paired with another run's table.
 """
 
 from __future__ import annotations
@@ -18,14 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .cache import read_json
+from .defaults import ITEM_COLUMNS, ITEM_STATUSES, ITEMS_FILE, RECORD_FILE, SCHEMA_VERSION
 from .errors import RecordError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-SCHEMA_VERSION = 1
-ITEM_COLUMNS = ("item", "task", "status", "reason")  # then one column per per-item metric
-ITEM_STATUSES = {"ok", "failed", "missing"}
 VOLATILE_FIELDS = ("created", "timings", "calls", "environment")
 
 
@@ -67,6 +70,7 @@ class SuiteInfo:
     manifest_sha256: str
     items_sha256: str  # hash of the evaluated item ids, so partial runs are never confused with full ones
     data: str
+    spec_sha256: str  # hash of the whole parsed spec: a spec reusing a built-in name is still another suite
 
 
 @dataclass
@@ -96,6 +100,7 @@ class Record:
     seed: int
     n: Counts
     metrics: list[MetricEntry]
+    item_scores_sha256: str  # sha256 of the per-item table written beside the record
     bootstrap: dict[str, Any]
     device: str
     batch_size: int
@@ -119,6 +124,13 @@ class Record:
     def comparable(self) -> dict[str, Any]:
         """The record without fields that vary between identical runs."""
         return {k: v for k, v in self.to_dict().items() if k not in VOLATILE_FIELDS}
+
+
+def spec_sha256(suite: Any) -> str:
+    """sha256 of a parsed suite spec's canonical JSON; where the spec file lies is left out."""
+    from .cache import stable_hash
+
+    return stable_hash({k: v for k, v in dataclasses.asdict(suite).items() if k != "spec_dir"})
 
 
 def _clean(obj: Any) -> Any:
@@ -173,7 +185,7 @@ def _build(cls: Any, value: Any, where: str) -> Any:
         if not isinstance(value, list):
             raise RecordError(f"{where}: expected a list")
         (inner,) = typing.get_args(cls)
-        return [_build(inner, v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [_build(inner, v, _element(where, i, v)) for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
             raise RecordError(f"{where}: expected an object")
@@ -183,9 +195,12 @@ def _build(cls: Any, value: Any, where: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise RecordError(f"{where}: expected a number")
         try:
-            return float(value)
+            number = float(value)
         except OverflowError:
             raise RecordError(f"{where}: number too large") from None
+        if not math.isfinite(number):  # Python's JSON reader accepts NaN and Infinity; JSON and avbench do not
+            raise RecordError(f"{where}: {value!r} is not a finite number")
+        return number
     if cls is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise RecordError(f"{where}: expected an integer")
@@ -195,6 +210,12 @@ def _build(cls: Any, value: Any, where: str) -> Any:
             raise RecordError(f"{where}: expected {cls.__name__}")
         return value
     raise RecordError(f"{where}: unsupported type {cls}")
+
+
+def _element(where: str, index: int, value: Any) -> str:
+    """A list element's place, with its name when it has one, so an error names the metric."""
+    name = value.get("name") if isinstance(value, dict) else None
+    return f"{where}[{index}]" + (f" ({name})" if isinstance(name, str) else "")
 
 
 def from_dict(obj: Any, where: str = "record") -> Record:
@@ -209,16 +230,23 @@ def from_dict(obj: Any, where: str = "record") -> Record:
     return _build(Record, obj, where)
 
 
+def record_path(path: str | Path) -> Path:
+    """The record file a user named: the file itself, or `record.json` in a run directory."""
+    path = Path(path)
+    return path / RECORD_FILE if path.is_dir() else path
+
+
+def items_path(path: str | Path) -> Path:
+    """The per-item table a record file names: `record.json` -> `items.csv`, `X.record.json` -> `X.items.csv`."""
+    record = record_path(path)
+    stem = record.name.removesuffix(".json")
+    return record.with_name(ITEMS_FILE if stem == "record" else f"{stem.removesuffix('.record')}.{ITEMS_FILE}")
+
+
 def load_record(path: str | Path) -> Record:
     """Read `record.json` (or a run directory holding one)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "record.json"
-    try:
-        obj = json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError, RecursionError) as exc:  # ValueError: bad UTF-8 or JSON, or a number past Python's int-from-string limit
-        raise RecordError(f"{path}: cannot read record ({exc})") from None
-    return from_dict(obj, str(path))
+    path = record_path(path)
+    return from_dict(read_json(path, RecordError, "record"), str(path))
 
 
 def _schema_of(cls: Any) -> dict[str, Any]:
@@ -237,7 +265,9 @@ def _schema_of(cls: Any) -> dict[str, Any]:
             "title": cls.__name__,
             "description": (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else "",
             "properties": {f.name: _schema_of(hints[f.name]) for f in fields},
-            "required": [f.name for f in fields if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING],
+            "required": [
+                f.name for f in fields if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+            ],
             "additionalProperties": False,
         }
     if origin is list:
@@ -254,25 +284,49 @@ def json_schema() -> dict[str, Any]:
     return schema
 
 
-def load_items(run: str | Path) -> pd.DataFrame | None:
-    """The per-item table beside a record (run directory or record.json path); None if there is none."""
-    run = Path(run)
-    path = (run if run.is_dir() else run.parent) / "items.csv"
-    if not path.is_file():
+def load_items(path: str | Path, record: Record) -> pd.DataFrame | None:
+    """The per-item table of `record`, read from the file `path` names; None if there is none.
+
+    A table whose sha256 is not the one the record carries belongs to another run and is refused.
+    """
+    import hashlib
+
+    table = items_path(path)
+    try:
+        data = table.read_bytes()
+    except FileNotFoundError:
         return None
+    except OSError as exc:
+        raise RecordError(f"{table}: cannot read per-item table ({exc.strerror or exc})") from None
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != record.item_scores_sha256:
+        raise RecordError(
+            f"{table} is not the per-item table of {record_path(path)}: its sha256 is {digest[:12]}, "
+            f"the record's is {record.item_scores_sha256[:12]}; copy the run's {ITEMS_FILE} beside the "
+            f"record as {table.name}"
+        )
+    return parse_items(data, table)
+
+
+def parse_items(data: bytes, path: Path) -> pd.DataFrame:
+    """Check and type a per-item table: known columns and statuses, one row per (item, task), numeric scores."""
+    import io
+
     import pandas as pd  # only readers of per-item tables pay for it, not every run
 
     try:
-        items = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        items = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise RecordError(f"{path}: cannot read per-item table ({exc})") from None
     absent = [c for c in ITEM_COLUMNS if c not in items.columns]
     if absent:
         raise RecordError(f"{path}: missing column(s) {absent}")
     bad = items[~items["status"].isin(ITEM_STATUSES)]
     if len(bad):
-        raise RecordError(f"{path}: item {bad['item'].iloc[0]} has status {bad['status'].iloc[0]!r}; "
-                          f"expected one of {sorted(ITEM_STATUSES)}")
+        raise RecordError(
+            f"{path}: item {bad['item'].iloc[0]} has status {bad['status'].iloc[0]!r}; "
+            f"expected one of {sorted(ITEM_STATUSES)}"
+        )
     twice = items[items.duplicated(["item", "task"])]
     if len(twice):
         raise RecordError(f"{path}: item {twice['item'].iloc[0]} ({twice['task'].iloc[0]}) appears twice")

@@ -1,8 +1,11 @@
-"""Lazy name -> "module:attr" registries, fed by entry points.
+"""One lazy name -> target registry for every kind of plugin.
 
-Nothing is imported until a name is asked for, so a broken optional plugin
-never breaks `import avbench`. Built-ins are registered through the very
-same entry-point groups a third party uses (see pyproject.toml).
+Models, metrics, backbones, weights files, suites and manifest builders are
+all found the same way: built-ins from `avbench.builtins` (so a plain source
+checkout finds them), third parties from an entry-point group. Nothing is
+imported until a name is asked for, so a broken optional plugin never breaks
+`import avbench`. A third-party name never shadows a built-in: it is dropped
+with a warning naming the distribution that declared it.
 """
 
 from __future__ import annotations
@@ -11,18 +14,22 @@ import difflib
 import importlib
 import re
 import threading
+import warnings
+from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
 from typing import Any, Generic, TypeVar
 
+from . import builtins
+from .defaults import NAME_PATTERN
 from .errors import RegistryError
 
 T = TypeVar("T")
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+\-]*$")
-_TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+_TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z0-9_][\w.\-]*$")
 
 
 def import_target(target: str) -> Any:
+    """The object a "module:attr" target names."""
     module_name, _, attr = target.partition(":")
     obj = importlib.import_module(module_name)
     for part in attr.split("."):
@@ -30,26 +37,44 @@ def import_target(target: str) -> Any:
     return obj
 
 
-class Registry(Generic[T]):
-    """Maps names to lazily imported objects of one kind.
+def unknown_name(kind: str, name: object, known: list[str]) -> str:
+    """The error text for a name that is not registered, with close matches."""
+    close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.5)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    return f"unknown {kind} {name!r}.{hint} Known: {', '.join(sorted(known)) or 'none'}."
 
-    `base` is checked on load: a class must subclass it, anything else must be
-    an instance of it. Names are plain tokens; a name is only ever resolved
-    through the registry, never imported as a path.
+
+class Registry(Generic[T]):
+    """Maps names to lazily loaded objects of one kind.
+
+    `load` turns a string target into the object (default: import it);
+    `check` validates a loaded object (for example its base class) and may
+    return a message. Names are plain tokens, only ever resolved through the
+    registry, never imported as paths.
     """
 
-    def __init__(self, kind: str, group: str | None, base: type | None = None):
+    def __init__(
+        self,
+        kind: str,
+        group: str,
+        builtin: Mapping[str, str],
+        *,
+        load: Callable[[str], Any] = import_target,
+        check: Callable[[str, Any], str | None] | None = None,
+    ):
         self.kind = kind
         self.group = group
-        self.base = base
+        self._builtin = dict(builtin)
+        self._load = load
+        self._checker = check
         self._targets: dict[str, Any] = {}
         self._loaded: dict[str, T] = {}
         self._scanned = False
         self._lock = threading.RLock()
 
     def register(self, name: str, target: Any, *, replace: bool = False) -> None:
-        """Add `target`: a "module:attr" string or the object itself."""
-        if not isinstance(name, str) or not _NAME.match(name):
+        """Add `target`: a string target or the object itself."""
+        if not isinstance(name, str) or not NAME_PATTERN.match(name):
             raise RegistryError(f"invalid {self.kind} name {name!r}: use letters, digits and . _ + -")
         if isinstance(target, str) and not _TARGET.match(target):
             raise RegistryError(f"{self.kind} {name!r}: target {target!r} is not of the form 'module:attr'")
@@ -60,12 +85,22 @@ class Registry(Generic[T]):
             self._targets[name] = target
             self._loaded.pop(name, None)
 
+    def unregister(self, name: str) -> None:
+        """Forget `name` (built-ins come back only in a new process)."""
+        with self._lock:
+            self._scan()
+            self._targets.pop(name, None)
+            self._loaded.pop(name, None)
+
     def names(self) -> list[str]:
         with self._lock:
             self._scan()
             return sorted(self._targets)
 
-    def __contains__(self, name: str) -> bool:
+    def builtin_names(self) -> list[str]:
+        return sorted(self._builtin)
+
+    def __contains__(self, name: object) -> bool:
         return name in self.names()
 
     def get(self, name: str) -> T:
@@ -74,21 +109,11 @@ class Registry(Generic[T]):
             if name in self._loaded:
                 return self._loaded[name]
             if name not in self._targets:
-                raise RegistryError(self._unknown(name))
-            target = self._targets[name]
-            if isinstance(target, str):
-                try:
-                    obj = import_target(target)
-                except (ImportError, AttributeError) as exc:
-                    raise RegistryError(f"{self.kind} {name!r} could not be loaded from {target!r}: {exc}") from exc
-            elif hasattr(target, "load") and hasattr(target, "group"):  # an EntryPoint
-                try:
-                    obj = target.load()
-                except (ImportError, AttributeError) as exc:
-                    raise RegistryError(f"{self.kind} {name!r} could not be loaded from entry point {target.value!r}: {exc}") from exc
-            else:
-                obj = target
-            self._check(name, obj)
+                raise RegistryError(unknown_name(self.kind, name, list(self._targets)))
+            obj = self._resolve(name, self._targets[name])
+            problem = self._checker(name, obj) if self._checker else None
+            if problem:
+                raise RegistryError(f"{self.kind} {name!r}: {problem}")
             self._loaded[name] = obj
             return obj
 
@@ -97,33 +122,48 @@ class Registry(Generic[T]):
         with self._lock:
             self._scan()
             if name not in self._targets:
-                raise RegistryError(self._unknown(name))
+                raise RegistryError(unknown_name(self.kind, name, list(self._targets)))
             target = self._targets[name]
         if isinstance(target, str):
             return target.partition(":")[0]
-        if hasattr(target, "load") and hasattr(target, "group"):  # an EntryPoint
-            return target.module
-        return target.__module__
+        return getattr(target, "__module__", type(target).__module__)
 
-    def _check(self, name: str, obj: Any) -> None:
-        if self.base is None:
-            return
-        ok = issubclass(obj, self.base) if isinstance(obj, type) else isinstance(obj, self.base)
-        if not ok:
-            raise RegistryError(f"{self.kind} {name!r} is {obj!r}, which is not a {self.base.__name__}")
-
-    def _unknown(self, name: str) -> str:
-        close = difflib.get_close_matches(str(name), list(self._targets), n=3, cutoff=0.5)
-        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        return f"unknown {self.kind} {name!r}.{hint} Known: {', '.join(sorted(self._targets)) or 'none'}."
+    def _resolve(self, name: str, target: Any) -> Any:
+        if not isinstance(target, str):
+            return target
+        try:
+            return self._load(target)
+        except (ImportError, AttributeError, OSError) as exc:
+            raise RegistryError(f"{self.kind} {name!r} could not be loaded from {target!r}: {exc}") from exc
 
     def _scan(self) -> None:
-        if self._scanned or self.group is None:
-            self._scanned = True
+        if self._scanned:
             return
         self._scanned = True
-        for ep in entry_points(group=self.group):
-            self._targets.setdefault(ep.name, ep)
+        self._targets.update(self._builtin)
+        for point in entry_points(group=self.group):
+            dist = point.dist.name if point.dist is not None else "an unknown distribution"
+            if dist == "avbench":
+                continue  # avbench's own built-ins are the table above, never its (possibly stale) metadata
+            if point.name in self._builtin:
+                warnings.warn(
+                    f"{self.kind} {point.name!r} from {dist} is ignored: it would shadow avbench's built-in "
+                    f"{self.kind} of that name",
+                    stacklevel=3,
+                )
+                continue
+            self._targets.setdefault(point.name, point.value)
+
+
+def _subclass_of(base: Callable[[], type]) -> Callable[[str, Any], str | None]:
+    """A check that `obj` is a subclass (or, for non-classes, an instance) of the lazily imported base."""
+
+    def check(name: str, obj: Any) -> str | None:
+        cls = base()
+        ok = issubclass(obj, cls) if isinstance(obj, type) else isinstance(obj, cls)
+        return None if ok else f"{obj!r} is not a {cls.__name__}"
+
+    return check
 
 
 def _model_base() -> type:
@@ -144,19 +184,33 @@ def _backbone_base() -> type:
     return BackboneSpec
 
 
-class _LazyBaseRegistry(Registry[T]):
-    """A registry whose base class is imported on first use (keeps import light)."""
+def _check_weights(name: str, obj: Any) -> str | None:
+    from .weights import WeightsEntry, validate_entry
 
-    def __init__(self, kind: str, group: str, base_factory):
-        super().__init__(kind, group, None)
-        self._base_factory = base_factory
-
-    def _check(self, name: str, obj: Any) -> None:
-        if self.base is None:
-            self.base = self._base_factory()
-        super()._check(name, obj)
+    if not isinstance(obj, WeightsEntry):
+        return f"{obj!r} is not a WeightsEntry"
+    if obj.name != name:
+        return f"its entry is named {obj.name!r}"
+    validate_entry(obj)
+    return None
 
 
-models: Registry = _LazyBaseRegistry("model", "avbench.models", _model_base)
-metrics: Registry = _LazyBaseRegistry("metric", "avbench.metrics", _metric_base)
-backbones: Registry = _LazyBaseRegistry("backbone", "avbench.backbones", _backbone_base)
+def _check_builder(name: str, obj: Any) -> str | None:
+    return None if callable(obj) else f"{obj!r} is not callable"
+
+
+def _load_suite(target: str) -> Any:
+    from .suites.spec import read_suite_resource
+
+    package, _, file_name = target.partition(":")
+    return read_suite_resource(package, file_name)
+
+
+models: Registry = Registry("model", "avbench.models", builtins.MODELS, check=_subclass_of(_model_base))
+metrics: Registry = Registry("metric", "avbench.metrics", builtins.METRICS, check=_subclass_of(_metric_base))
+backbones: Registry = Registry("backbone", "avbench.backbones", builtins.BACKBONES, check=_subclass_of(_backbone_base))
+weights: Registry = Registry("weights", "avbench.weights", builtins.WEIGHTS, check=_check_weights)
+suites: Registry = Registry("suite", "avbench.suites", builtins.SUITES, load=_load_suite)
+manifest_builders: Registry = Registry(
+    "manifest builder", "avbench.manifest_builders", builtins.MANIFEST_BUILDERS, check=_check_builder
+)

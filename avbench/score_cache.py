@@ -58,5 +58,10 @@ class ScoreCache:
 
     def put(self, key: str, backbones: dict[str, dict], scores: Scores) -> None:
         entries, per_item = scores
-        payload = {"format": FORMAT, "backbones": backbones, "entries": [dataclasses.asdict(e) for e in entries], "per_item": per_item}
+        payload = {
+            "format": FORMAT,
+            "backbones": backbones,
+            "entries": [dataclasses.asdict(e) for e in entries],
+            "per_item": per_item,
+        }
         self._files.put(key, {"json": np.frombuffer(json.dumps(payload).encode("utf-8"), dtype=np.uint8)})

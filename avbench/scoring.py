@@ -21,20 +21,46 @@ import numpy as np
 import soxr
 
 from .cache import stable_hash
-from .data.media import ItemMedia
-from .data.suite import MetricSpec, Suite
+from .defaults import BACKBONE_LAYERS, BOOTSTRAP_RESAMPLES, INTERVAL_CONFIDENCE, ITEM_COLUMNS, KID_SUBSET_SIZE
 from .distributed import World
 from .errors import AvbenchError
 from .features import FeatureStore, ImageSet
+from .items.media import ItemMedia
 from .metrics.base import MetricValue
-from .metrics.bootstrap import CONFIDENCE, RESAMPLES, bootstrap_ci
+from .metrics.bootstrap import bootstrap_ci
 from .outputs import Done, OutputStore
 from .record import MetricEntry
+from .registry import backbones as backbone_registry
 from .registry import metrics as metric_registry
 from .score_cache import ScoreCache
+from .suites.spec import MetricSpec, Suite
 from .versions import source_fingerprint
 
-DEFAULT_LAYER = {"clip": "embedding", "inception": "2048"}
+SINGLE_PROCESS = World()  # the default world: no torchrun
+
+
+def check_metrics_can_run(suite: Suite, tasks: Sequence[str], n_items: int, allow_small_n: bool) -> None:
+    """Refuse, before any generation, what would only fail once scoring starts.
+
+    Every backbone a metric's options name must have its weights file, and KID needs as
+    many items as its subset size (unless `allow_small_n`, which is recorded).
+    """
+    from . import weights
+
+    for spec in suite.metrics:
+        if spec.task not in tasks:
+            continue
+        metric = metric_registry.get(spec.metric)
+        for option in sorted(metric.backbone_options & set(spec.options)):
+            backbone = backbone_registry.get(spec.options[option])
+            if backbone.weights and not weights.location(backbone.weights).is_file():
+                weights.resolve(backbone.weights)  # raises the missing-file error with the import line
+        subset = spec.options.get("kid_subset_size", KID_SUBSET_SIZE)
+        if "kid" in spec.options.get("metrics", ()) and n_items < subset and not allow_small_n:
+            raise AvbenchError(
+                f"suite {suite.name!r}: KID needs at least {subset} items (its subset size), the run has {n_items}; "
+                "evaluate more items or pass --allow-small-n (recorded in the record)"
+            )
 
 
 def reference_set(items: Sequence[ItemMedia], which: str, suite_name: str) -> ImageSet:
@@ -75,7 +101,17 @@ class WaveformPairs(Sequence):
 class RunScoring:
     """ScoringInputs over the items of one task whose outputs are ok."""
 
-    def __init__(self, suite: Suite, task: str, ready: list[ItemMedia], done: list[Done], store: OutputStore, features: FeatureStore, seed: int, allow_small_n: bool = False):
+    def __init__(
+        self,
+        suite: Suite,
+        task: str,
+        ready: list[ItemMedia],
+        done: list[Done],
+        store: OutputStore,
+        features: FeatureStore,
+        seed: int,
+        allow_small_n: bool = False,
+    ):
         self.suite = suite
         self.allow_small_n = allow_small_n
         self.task = task
@@ -91,17 +127,25 @@ class RunScoring:
     def metric_key(self, spec: MetricSpec) -> str:
         """Everything but the backbones that fixes `spec`'s scores on these inputs (see score_cache.py)."""
         suite = {k: v for k, v in dataclasses.asdict(self.suite).items() if k != "spec_dir"}
-        return stable_hash({
-            "metric": [spec.metric, spec.options, source_fingerprint("avbench.scoring", "avbench.metrics.base", metric_registry.module_of(spec.metric))],
-            "task": self.task,
-            "suite": suite,
-            "seed": self.seed,
-            "allow_small_n": self.allow_small_n,
-            "items": [self.item_ids, self.labels],
-            "outputs": [d.files for d in self._done],
-            "media": [dataclasses.asdict(r.hashes) for r in self._ready],
-            "versions": self._features.versions | {m: metadata.version(m) for m in ("numpy", "scipy")},
-        })
+        return stable_hash(
+            {
+                "metric": [
+                    spec.metric,
+                    spec.options,
+                    source_fingerprint(
+                        "avbench.scoring", "avbench.metrics.base", metric_registry.module_of(spec.metric)
+                    ),
+                ],
+                "task": self.task,
+                "suite": suite,
+                "seed": self.seed,
+                "allow_small_n": self.allow_small_n,
+                "items": [self.item_ids, self.labels],
+                "outputs": [d.files for d in self._done],
+                "media": [dataclasses.asdict(r.hashes) for r in self._ready],
+                "versions": self._features.versions | {m: metadata.version(m) for m in ("numpy", "scipy")},
+            }
+        )
 
     def _image_set(self, which: str) -> ImageSet:
         if which in ("generated", "per_source"):
@@ -114,7 +158,8 @@ class RunScoring:
         self.backbones_used.add(backbone)
         layers = self._features.images(backbone, self._image_set(which))
         if layer is None:
-            layer = DEFAULT_LAYER.get(self._features.backbones.spec(backbone).kind, next(iter(layers)))
+            kind = self._features.backbones.spec(backbone).kind
+            layer = BACKBONE_LAYERS[kind][0] if kind in BACKBONE_LAYERS else next(iter(layers))
         return layers[layer]
 
     def identity(self, backbone: str) -> dict:
@@ -153,10 +198,20 @@ def entry_from_value(value: MetricValue, metric: str, task: str, protocol: int, 
     """Wrap a metric value, bootstrapping its per-item scores."""
     ci = bootstrap_ci(value.per_item, seed=seed) if value.per_item is not None else None
     finite = np.isfinite(value.value) if value.value is not None else False
-    n = value.n if value.n is not None else (int(np.isfinite(value.per_item).sum()) if value.per_item is not None else 0)
+    n = (
+        value.n
+        if value.n is not None
+        else (int(np.isfinite(value.per_item).sum()) if value.per_item is not None else 0)
+    )
     details = dict(value.details)
     if ci is not None:
-        details.setdefault("interval", f"{int(CONFIDENCE * 100)}% percentile bootstrap over items, {RESAMPLES} resamples, seed {seed}")
+        details.setdefault(
+            "interval",
+            (
+                f"{int(INTERVAL_CONFIDENCE * 100)}% percentile bootstrap over items, "
+                f"{BOOTSTRAP_RESAMPLES} resamples, seed {seed}"
+            ),
+        )
     return MetricEntry(
         name=value.name,
         value=float(value.value) if finite else None,
@@ -174,7 +229,9 @@ def entry_from_value(value: MetricValue, metric: str, task: str, protocol: int, 
     )
 
 
-def score_task(inputs: RunScoring, seed: int, cache: ScoreCache, world: World = World()) -> tuple[list[MetricEntry], dict[str, dict[str, float]]]:
+def score_task(
+    inputs: RunScoring, seed: int, cache: ScoreCache, world: World = SINGLE_PROCESS
+) -> tuple[list[MetricEntry], dict[str, dict[str, float]]]:
     """Every metric the suite lists for this task, from the score cache or computed; entries and per-item scores."""
     entries: list[MetricEntry] = []
     per_item: dict[str, dict[str, float]] = {}
@@ -194,7 +251,9 @@ def score_task(inputs: RunScoring, seed: int, cache: ScoreCache, world: World = 
     return entries, per_item
 
 
-def compute_metric(inputs: RunScoring, spec: MetricSpec, seed: int) -> tuple[list[MetricEntry], dict[str, dict[str, float]]]:
+def compute_metric(
+    inputs: RunScoring, spec: MetricSpec, seed: int
+) -> tuple[list[MetricEntry], dict[str, dict[str, float]]]:
     entries: list[MetricEntry] = []
     per_item: dict[str, dict[str, float]] = {}
     metric = metric_registry.get(spec.metric)()
@@ -202,15 +261,14 @@ def compute_metric(inputs: RunScoring, spec: MetricSpec, seed: int) -> tuple[lis
         entries.append(entry_from_value(value, spec.metric, inputs.task, inputs.suite.protocol, seed))
         if value.per_item is not None:
             ids = value.item_ids or inputs.item_ids
-            for item_id, score in zip(ids, value.per_item):
+            for item_id, score in zip(ids, value.per_item, strict=False):
                 per_item.setdefault(item_id, {})[value.name] = float(score)
     return entries, per_item
 
 
 def items_csv(rows: list[dict]) -> str:
     """The per-item table: item, task, status, reason, then one column per metric (empty where a row has none)."""
-    fixed = ["item", "task", "status", "reason"]
-    columns = fixed + sorted({column for row in rows for column in row} - set(fixed))
+    columns = list(ITEM_COLUMNS) + sorted({column for row in rows for column in row} - set(ITEM_COLUMNS))
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(columns)

@@ -2,5 +2,5 @@
 
 `sound2scene` and `avgas` (this package) are registered in the
 `avbench.models` entry-point group; their building blocks live in
-`baselines.common`.
+`avbench.baselines.common`.
 """

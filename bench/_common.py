@@ -116,8 +116,9 @@ def random_inception_file(folder: Path) -> Path:
     import torch_fidelity.feature_extractor_inceptionv3 as tf_inception
 
     cls = tf_inception.FeatureExtractorInceptionV3
-    with mock.patch.object(tf_inception, "load_state_dict_from_url", lambda *a, **k: None), mock.patch.object(
-        cls, "load_state_dict", lambda self, state: None
+    with (
+        mock.patch.object(tf_inception, "load_state_dict_from_url", lambda *a, **k: None),
+        mock.patch.object(cls, "load_state_dict", lambda self, state: None),
     ):
         module = cls("inception-v3-compat", ["2048"])
     path = folder / "inception-random.pth"

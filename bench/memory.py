@@ -35,8 +35,8 @@ SEED = 0
 
 def write_suite(folder: Path, n_items: int) -> Path:
     """A synth-single suite of n_items items scored by FD and KID on clip-synth; returns the spec path."""
-    from avbench.data.manifest import dump_items, sha256_bytes
-    from avbench.data.synth_suites import builder
+    from avbench.suites.manifest import dump_items, sha256_bytes
+    from avbench.suites.synthetic import builder
     from avbench.synth.world import build_synth_manifest
 
     _, spec = builder("synth-single")()
@@ -47,7 +47,13 @@ def write_suite(folder: Path, n_items: int) -> Path:
         name=name,
         manifest=f"{name}.jsonl",
         manifest_sha256=sha256_bytes(data),
-        metrics=[{"metric": "fidelity", "task": "generate", "options": {"backbone": "clip-synth", "metrics": ["fd", "kid"], "kid_subset_size": KID_SUBSET}}],
+        metrics=[
+            {
+                "metric": "fidelity",
+                "task": "generate",
+                "options": {"backbone": "clip-synth", "metrics": ["fd", "kid"], "kid_subset_size": KID_SUBSET},
+            }
+        ],
     )
     path = folder / f"{name}.json"
     path.write_text(json.dumps(spec, indent=2))
@@ -57,7 +63,17 @@ def write_suite(folder: Path, n_items: int) -> Path:
 def child_run(stage: str, suite: str, out: str, cache: str) -> dict:
     from avbench.runner import Run, RunOptions
 
-    job = Run(RunOptions(model="oracle", suite=suite, out=Path(out), cache_dir=Path(cache), device="cpu", batch_size=32, allow_small_n=True))
+    job = Run(
+        RunOptions(
+            model="oracle",
+            suite=suite,
+            out=Path(out),
+            cache_dir=Path(cache),
+            device="cpu",
+            batch_size=32,
+            allow_small_n=True,
+        )
+    )
     if stage == "generate":
         job.generate()
         return {"timings": job.timings, "model_calls": job.model_calls}
@@ -75,7 +91,11 @@ def child_direct(n_items: int, cache: str) -> dict:
     from avbench.synth.world import World, build_synth_manifest
 
     world = World()
-    clips = [(s["label"], int(s["clip"].rsplit("-", 1)[1])) for item in build_synth_manifest("synth-single", n_items, SEED) for s in item["sources"]]
+    clips = [
+        (s["label"], int(s["clip"].rsplit("-", 1)[1]))
+        for item in build_synth_manifest("synth-single", n_items, SEED)
+        for s in item["sources"]
+    ]
 
     def image_set(offset: int) -> ImageSet:
         render = lambda i: world.object_image(clips[i][0], clips[i][1] + offset)  # noqa: E731
@@ -106,20 +126,27 @@ def child(argv: list[str]) -> None:
 
 def item_bytes() -> int:
     """Bytes of the arrays one loaded synth-single item holds (mixture, true sources, frames)."""
-    from avbench.data.items import SynthSource, load_item
-    from avbench.data.suite import load_suite
+    from avbench.items.sources import SynthSource, load_item
+    from avbench.suites.spec import load_suite
 
     suite = load_suite("synth-single")
     ready = load_item(SynthSource(suite), suite, suite.items[0])
     truth = ready.truth
-    return ready.mixture.nbytes + truth.sources.nbytes + truth.reference.nbytes + sum(im.nbytes for im in truth.source_images)
+    return (
+        ready.mixture.nbytes
+        + truth.sources.nbytes
+        + truth.reference.nbytes
+        + sum(im.nbytes for im in truth.source_images)
+    )
 
 
 def report(path: str, peaks: dict[int, float], small: int, large: int) -> None:
     ratio = peaks[large] / peaks[small]
     growth = (peaks[large] - peaks[small]) * 1024 / (large - small)
-    print(f"{path:6s} peak RSS {small}: {peaks[small]:8.1f} MB, {large}: {peaks[large]:8.1f} MB, "
-          f"ratio {ratio:.2f} (target <= 1.2: {'met' if ratio <= 1.2 else 'NOT met'}), growth {growth:6.1f} KB per item")
+    print(
+        f"{path:6s} peak RSS {small}: {peaks[small]:8.1f} MB, {large}: {peaks[large]:8.1f} MB, "
+        f"ratio {ratio:.2f} (target <= 1.2: {'met' if ratio <= 1.2 else 'NOT met'}), growth {growth:6.1f} KB per item"
+    )
 
 
 def main() -> None:
@@ -129,7 +156,9 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=1000)
     parser.add_argument("--large", type=int, default=10000)
     parser.add_argument("--paths", default="run,direct", help="comma-separated: run, direct")
-    parser.add_argument("--keep", type=Path, help="write suites, runs and caches here (kept) instead of a temporary folder")
+    parser.add_argument(
+        "--keep", type=Path, help="write suites, runs and caches here (kept) instead of a temporary folder"
+    )
     args = parser.parse_args()
     paths = [p.strip() for p in args.paths.split(",") if p.strip()]
     if not paths or any(p not in ("run", "direct") for p in paths):
@@ -149,18 +178,28 @@ def main() -> None:
                 print(f"run    {n:6d} items: generate child {made.describe()}", flush=True)
                 scored = run_child(__file__, ["score", *where, "--cache", str(root / f"cache-score-{n}")])
                 timings = scored.report["timings"]
-                print(f"run    {n:6d} items: score    child {scored.describe()}; score stage {timings['score']:.1f} s, "
-                      f"feature passes {scored.report['calls']['feature_passes']}, {scored.report['metrics']}", flush=True)
+                print(
+                    f"run    {n:6d} items: score    child {scored.describe()}; score stage {timings['score']:.1f} s, "
+                    f"feature passes {scored.report['calls']['feature_passes']}, {scored.report['metrics']}",
+                    flush=True,
+                )
                 peaks["run"][n] = scored.max_rss_mb
             if "direct" in paths:
                 direct = run_child(__file__, ["direct", "--items", str(n), "--cache", str(root / f"cache-direct-{n}")])
-                print(f"direct {n:6d} items: child {direct.describe()}; FD {direct.report['fd']:.3f}, KID {direct.report['kid']:.5f}, "
-                      f"feature passes {direct.report['passes']}", flush=True)
+                print(
+                    f"direct {n:6d} items: child {direct.describe()}; "
+                    f"FD {direct.report['fd']:.3f}, KID {direct.report['kid']:.5f}, "
+                    f"feature passes {direct.report['passes']}",
+                    flush=True,
+                )
                 peaks["direct"][n] = direct.max_rss_mb
     print()
     for path in paths:
         report(path, peaks[path], args.small, args.large)
-    print(f"one loaded synth-single item holds {item_bytes() / 1024:.1f} KB of arrays; total time {time.perf_counter() - began:.0f} s")
+    print(
+        f"one loaded synth-single item holds {item_bytes() / 1024:.1f} KB of arrays; "
+        f"total time {time.perf_counter() - began:.0f} s"
+    )
     print(machine_note())
 
 

@@ -1,16 +1,21 @@
 """Time avbench's BSS-Eval v3 against mir_eval on the MUSIC protocol shape.
 
-Usage: python bench/sdr.py [--mixtures 50] [--rounds 5] [--seed 0]
+Usage: python bench/sdr.py [--mixtures 200] [--rounds 8] [--seed 0]
 
-50 synthetic mixtures of 2 sources x 65,280 samples at 11,025 Hz: harmonic
+Synthetic mixtures of 2 sources x 65,280 samples at 11,025 Hz: harmonic
 "instruments" over a noise floor; each estimate is its source, filtered, with
-leakage from the other source and added noise. Both implementations score the
-same mixtures in the same process, in interleaved rounds so that a change of
-machine load hits both alike. Each timed section starts after a short pause:
-thread pools (numpy's BLAS after mir_eval, torch's after avbench) keep spinning
-for a while after their last call, and would otherwise be charged to the other
-side. Prints wall-clock and CPU-time speed-ups and the largest |difference| in
-dB over SDR, SIR and SAR.
+leakage from the other source and added noise. Both implementations run in
+the same process, in interleaved rounds (the side that goes first alternates)
+so that a change of machine load hits both alike. Each round times mir_eval
+on its share of the mixtures (all of them over the rounds) and avbench on
+all of them, a few seconds each, and takes the ratio of the times per
+mixture. Each timed section starts after a short pause: thread pools (numpy's
+BLAS after mir_eval, torch's after avbench) keep spinning for a while after
+their last call, and would otherwise be charged to the other side.
+
+Prints the machine load at start and end, each round's wall-clock and CPU
+speed-ups, their median and range, and the largest |difference| in dB over
+SDR, SIR and SAR (avbench must give the same bits in every round).
 """
 
 from __future__ import annotations
@@ -20,9 +25,9 @@ import time
 import warnings
 
 import numpy as np
-import torch
+from _common import machine_note
 
-from avbench.metrics.separation import bss_eval_sources
+from avbench.metrics.bss_eval import bss_eval_sources
 
 SAMPLE_RATE = 11025
 SAMPLES = 65280
@@ -52,47 +57,83 @@ def synthetic_mixtures(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mixtures", type=int, default=50)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--mixtures", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     warnings.filterwarnings("ignore", category=FutureWarning)  # mir_eval.separation is deprecated in 0.8
     import mir_eval.separation
 
+    print(machine_note(), flush=True)
     refs, ests = synthetic_mixtures(args.mixtures, args.seed)
     bss_eval_sources(refs[:1], ests[:1])  # warm-up: thread pools, FFT plans
     mir_eval.separation.bss_eval_sources(refs[0], ests[0], compute_permutation=False)
 
-    wall = {"mir_eval": 0.0, "avbench": 0.0}
-    cpu = dict(wall)
-    ours, theirs = [], []
-    for rows in np.array_split(np.arange(args.mixtures), args.rounds):
-        time.sleep(SETTLE_SECONDS)
-        w, c = time.perf_counter(), time.process_time()
-        for m in rows:
-            scores = mir_eval.separation.bss_eval_sources(refs[m], ests[m], compute_permutation=False)
-            theirs.append(np.array(scores[:3]))
-        wall["mir_eval"] += time.perf_counter() - w
-        cpu["mir_eval"] += time.process_time() - c
-        time.sleep(SETTLE_SECONDS)
-        w, c = time.perf_counter(), time.process_time()
-        ours.append(np.stack(bss_eval_sources(refs[rows], ests[rows]), 1))
-        wall["avbench"] += time.perf_counter() - w
-        cpu["avbench"] += time.process_time() - c
-    delta = np.abs(np.concatenate(ours) - np.stack(theirs))  # [M, 3, S]
+    def time_mir_eval(rows: np.ndarray) -> tuple[float, float, np.ndarray]:
+        scores = [mir_eval.separation.bss_eval_sources(refs[m], ests[m], compute_permutation=False)[:3] for m in rows]
+        return *_elapsed(), np.array(scores)
 
-    n = args.mixtures
-    print(f"{n} mixtures x {SOURCES} sources x {SAMPLES} samples at {SAMPLE_RATE} Hz, filter length 512, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    for name in ("mir_eval", "avbench"):
-        print(f"{name:9s} wall {wall[name]:8.2f} s ({wall[name] / n * 1e3:7.1f} ms/mixture)   "
-              f"cpu {cpu[name]:8.2f} s ({cpu[name] / n * 1e3:7.1f} ms/mixture)")
-    print(f"speed-up: wall {wall['mir_eval'] / wall['avbench']:.1f}x, cpu {cpu['mir_eval'] / cpu['avbench']:.1f}x")
-    print(f"max |delta dB|: SDR {delta[:, 0].max():.2e}, SIR {delta[:, 1].max():.2e}, SAR {delta[:, 2].max():.2e}, "
-          f"all {delta.max():.2e}")
-    print(f"score ranges (dB): SDR {np.stack(theirs)[:, 0].min():.1f}..{np.stack(theirs)[:, 0].max():.1f}, "
-          f"SIR {np.stack(theirs)[:, 1].min():.1f}..{np.stack(theirs)[:, 1].max():.1f}, "
-          f"SAR {np.stack(theirs)[:, 2].min():.1f}..{np.stack(theirs)[:, 2].max():.1f}")
+    def time_avbench() -> tuple[float, float, np.ndarray]:
+        scores = bss_eval_sources(refs, ests)
+        return *_elapsed(), np.stack([scores.sdr, scores.sir, scores.sar], 1)
+
+    theirs, ours, ratios = [], None, []
+    for k, rows in enumerate(np.array_split(np.arange(args.mixtures), args.rounds)):
+        timed = {}
+        for side in ("mir_eval", "avbench") if k % 2 == 0 else ("avbench", "mir_eval"):
+            time.sleep(SETTLE_SECONDS)
+            _elapsed()
+            timed[side] = time_mir_eval(rows) if side == "mir_eval" else time_avbench()
+        theirs.append(timed["mir_eval"][2])
+        if ours is not None and not np.array_equal(ours, timed["avbench"][2], equal_nan=True):
+            raise SystemExit(f"round {k}: avbench's scores differ from round 0's")
+        ours = timed["avbench"][2]
+        per_mixture = {
+            side: np.array(timed[side][:2]) / count
+            for side, count in (("mir_eval", len(rows)), ("avbench", args.mixtures))
+        }
+        ratios.append(per_mixture["mir_eval"] / per_mixture["avbench"])
+        print(
+            f"round {k}: mir_eval {len(rows)} mixtures {timed['mir_eval'][0]:6.2f} s wall, "
+            f"{per_mixture['mir_eval'][0] * 1e3:6.1f} ms/mixture; avbench {args.mixtures} mixtures "
+            f"{timed['avbench'][0]:6.2f} s wall, {per_mixture['avbench'][0] * 1e3:5.1f} ms/mixture; "
+            f"speed-up wall {ratios[-1][0]:5.1f}x, cpu {ratios[-1][1]:5.1f}x",
+            flush=True,
+        )
+    delta = np.abs(ours - np.concatenate(theirs))  # [M, 3, S]
+    wall, cpu = np.array(ratios).T
+
+    print(
+        f"{args.mixtures} mixtures x {SOURCES} sources x {SAMPLES} samples at {SAMPLE_RATE} Hz, filter length 512, "
+        f"{args.rounds} rounds"
+    )
+    print(
+        f"speed-up over {args.rounds} rounds: wall median {np.median(wall):.1f}x (range {wall.min():.1f}-"
+        f"{wall.max():.1f}x), cpu median {np.median(cpu):.1f}x (range {cpu.min():.1f}-{cpu.max():.1f}x)"
+    )
+    print(
+        f"max |delta dB|: SDR {delta[:, 0].max():.2e}, SIR {delta[:, 1].max():.2e}, SAR {delta[:, 2].max():.2e}, "
+        f"all {delta.max():.2e}"
+    )
+    scores = np.concatenate(theirs)
+    print(
+        "score ranges (dB): "
+        + ", ".join(
+            f"{name} {scores[:, i].min():.1f}..{scores[:, i].max():.1f}" for i, name in enumerate(("SDR", "SIR", "SAR"))
+        )
+    )
+    print(machine_note())
+
+
+_clock = [0.0, 0.0]
+
+
+def _elapsed() -> tuple[float, float]:
+    """Wall and CPU seconds since the previous call."""
+    now = [time.perf_counter(), time.process_time()]
+    wall, cpu = now[0] - _clock[0], now[1] - _clock[1]
+    _clock[:] = now
+    return wall, cpu
 
 
 if __name__ == "__main__":

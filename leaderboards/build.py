@@ -21,10 +21,10 @@ import numpy as np
 import pandas as pd
 
 import avbench
-from avbench.data.suite import load_suite
+from avbench.leaderboards import render
 from avbench.record import Record
 from avbench.registry import models
-from avbench.tables import render
+from avbench.suites.spec import load_suite
 
 HERE = Path(__file__).resolve().parent
 SUITES = ("synth-single", "synth-mixed2", "synth-sep")
@@ -48,7 +48,13 @@ def tables(suite: str, records: list[Record]) -> dict[str, str]:
     """File name -> text of the suite's committed tables."""
     caption = f"avbench on {suite} (protocol v1)"
     return {
-        f"{suite}.{ext}": render(records, fmt, suite=suite, caption=caption if fmt != "csv" else None, label=f"tab:{suite}" if fmt == "latex" else None)
+        f"{suite}.{ext}": render(
+            records,
+            fmt,
+            suite=suite,
+            caption=caption if fmt != "csv" else None,
+            label=f"tab:{suite}" if fmt == "latex" else None,
+        )
         for ext, fmt in FORMATS.items()
     }
 

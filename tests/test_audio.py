@@ -7,10 +7,10 @@ import pytest
 import soundfile as sf
 from PIL import Image
 
-from avbench.data.audio import load_audio, mix_sources, write_wav
-from avbench.data.files import FileSource
-from avbench.data.manifest import Frame, Item, Source
 from avbench.errors import DataError
+from avbench.items.audio import load_audio, mix_sources, write_wav
+from avbench.items.files import FileSource
+from avbench.suites.manifest import Frame, Item, Source
 
 
 def sine(freq, seconds, rate, amplitude=0.5):
@@ -165,7 +165,9 @@ def test_file_source_refuses_wrong_rate_missing_and_corrupt_files(tmp_path):
     files = FileSource(root)
     with pytest.raises(DataError, match="c1.wav.*8000 Hz.*expected 16000 Hz"):
         files.source_audio(Source(clip="c1", label=None, path="audio/c1.wav"), 16000, 1.0)
-    assert FileSource(root, strict_rate=False).source_audio(Source("c1", None, "audio/c1.wav"), 16000, 1.0).shape == (16000,)
+    assert FileSource(root, strict_rate=False).source_audio(Source("c1", None, "audio/c1.wav"), 16000, 1.0).shape == (
+        16000,
+    )
     with pytest.raises(DataError, match="clip c2.*c2.wav is missing.*--data-root"):
         files.source_audio(Source(clip="c2", label=None, path="audio/c2.wav"), 8000, 1.0)
     (root / "frames" / "bad.jpg").write_bytes(b"not a jpeg")
@@ -181,7 +183,10 @@ def test_file_source_lists_missing_paths(tmp_path):
         id="i",
         seed=0,
         labels=("x",),
-        sources=(Source("c1", "x", "audio/c1.wav", frame=Frame("frames/c1.png", "middle")), Source("c2", None, "audio/c2.wav")),
+        sources=(
+            Source("c1", "x", "audio/c1.wav", frame=Frame("frames/c1.png", "middle")),
+            Source("c2", None, "audio/c2.wav"),
+        ),
         frame=Frame("frames/scene.jpg", "middle"),
     )
     assert files.missing(item) == ["audio/c2.wav", "frames/scene.jpg"]

@@ -9,16 +9,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from avbench.baselines.avgas import model as avgas
+from avbench.baselines.common.biggan import BigGANGenerator, GeneratorConfig
+from avbench.baselines.common.checkpoint_io import save_weights
+from avbench.baselines.common.generation import side_by_side
+from avbench.baselines.common.spectrogram import LogSpectrogram
 from avbench.checkpoints import file_sha256
-from avbench.data.suite import load_suite
 from avbench.errors import CheckpointError
 from avbench.models.base import Batch
+from avbench.suites.spec import load_suite
 from avbench.synth.world import CLASSES, World
-from baselines.avgas import model as avgas
-from baselines.common.biggan import BigGANGenerator, GeneratorConfig
-from baselines.common.checkpoint_io import save_weights
-from baselines.common.generation import side_by_side
-from baselines.common.spectrogram import LogSpectrogram
 
 TINY_GENERATOR = GeneratorConfig(resolution=64, ch=4, dim_z=40, feature_dim=96, shared_dim_feat=32, attention=(32,))
 SMALL = avgas.AVGASConfig(
@@ -43,19 +43,25 @@ def _random_state(net: torch.nn.Module, seed: int) -> dict[str, torch.Tensor]:
 
 
 def _batch(audio: torch.Tensor, seeds: list[int], sources: list[int]) -> Batch:
-    return Batch(item_ids=[f"i{k}" for k in range(len(seeds))], audio=audio, sample_rate=16000, seeds=seeds, num_sources=sources)
+    return Batch(
+        item_ids=[f"i{k}" for k in range(len(seeds))], audio=audio, sample_rate=16000, seeds=seeds, num_sources=sources
+    )
 
 
-def _direct(config: avgas.AVGASConfig, state: dict, audio: torch.Tensor, batch: Batch, per_item: list[int]) -> torch.Tensor:
+def _direct(
+    config: avgas.AVGASConfig, state: dict, audio: torch.Tensor, batch: Batch, per_item: list[int]
+) -> torch.Tensor:
     """Generator output from the state loaded straight into a Separator and a BigGANGenerator."""
     separator = avgas.Separator(config.separator).eval()
-    separator.load_state_dict({k[len("separator."):]: v for k, v in state.items() if k.startswith("separator.")})
+    separator.load_state_dict({k[len("separator.") :]: v for k, v in state.items() if k.startswith("separator.")})
     generator = BigGANGenerator(config.generator).eval()
-    generator.load_state_dict({k[len("generator."):]: v for k, v in state.items() if k.startswith("generator.")})
+    generator.load_state_dict({k[len("generator.") :]: v for k, v in state.items() if k.startswith("generator.")})
     with torch.no_grad():
         slots = separator(LogSpectrogram(config.spectrogram)(audio))
         features = torch.cat([F.normalize(slots[i, :n], dim=-1) for i, n in enumerate(per_item)])
-        z = torch.cat([torch.randn(n, config.generator.dim_z, generator=batch.generator(i)) for i, n in enumerate(per_item)])
+        z = torch.cat(
+            [torch.randn(n, config.generator.dim_z, generator=batch.generator(i)) for i, n in enumerate(per_item)]
+        )
         return generator(z, features)
 
 
@@ -64,7 +70,9 @@ def _uint8(images: torch.Tensor) -> np.ndarray:
 
 
 def _audio(items: int, seconds: float, seed: int = 4) -> torch.Tensor:
-    return torch.from_numpy(np.random.default_rng(seed).standard_normal((items, int(16000 * seconds))).astype(np.float32) * 0.3)
+    return torch.from_numpy(
+        np.random.default_rng(seed).standard_normal((items, int(16000 * seconds))).astype(np.float32) * 0.3
+    )
 
 
 def test_paper_configuration_from_plain_state_dict(tmp_path):
@@ -120,7 +128,11 @@ def test_missing_key_and_foreign_model_are_named(tmp_path):
     mangled = tmp_path / "mangled.safetensors"
     from safetensors.torch import save_file
 
-    save_file({k: v.contiguous() for k, v in state.items()}, str(mangled), metadata={"avbench.model": "avgas", "avbench.config": json.dumps({"slots": 2})})
+    save_file(
+        {k: v.contiguous() for k, v in state.items()},
+        str(mangled),
+        metadata={"avbench.model": "avgas", "avbench.config": json.dumps({"slots": 2})},
+    )
     with pytest.raises(CheckpointError, match="config fields"):
         avgas.AVGAS.from_checkpoint(mangled)
 
@@ -152,13 +164,15 @@ def test_no_checkpoint_for_a_real_suite_explains():
 
 
 def _world_mixtures(count: int) -> torch.Tensor:
-    from avbench.data.audio import mix_sources
+    from avbench.items.audio import mix_sources
 
     world = World()
     mixtures = []
     for k in range(count):
         a, b = CLASSES[k % 10], CLASSES[(k + 3) % 10]
-        mixture, _ = mix_sources([world.source_audio(a, 6_000_000 + k), world.source_audio(b, 6_100_000 + k)], [0.0, 0.0], "equal-rms-mean")
+        mixture, _ = mix_sources(
+            [world.source_audio(a, 6_000_000 + k), world.source_audio(b, 6_100_000 + k)], [0.0, 0.0], "equal-rms-mean"
+        )
         mixtures.append(mixture)
     return torch.from_numpy(np.stack(mixtures))
 
@@ -177,7 +191,7 @@ def test_shipped_synth_weights_are_pinned_and_default():
 
 
 def test_slot_loss_is_permutation_invariant():
-    from baselines.avgas.train import TrainConfig, slot_loss
+    from avbench.baselines.avgas.train import TrainConfig, slot_loss
 
     gen = torch.Generator().manual_seed(0)
     targets = F.normalize(torch.randn(6, 2, 16, generator=gen), dim=-1)
@@ -200,6 +214,11 @@ def test_slot_loss_is_permutation_invariant():
     for i in range(6):
         costs = []
         for order in ((0, 1), (1, 0)):
-            costs.append(sum(infonce(slots[i, k], flat_v, 2 * i + j) + infonce(slots[i, k], flat_a, 2 * i + j) for k, j in enumerate(order)))
+            costs.append(
+                sum(
+                    infonce(slots[i, k], flat_v, 2 * i + j) + infonce(slots[i, k], flat_a, 2 * i + j)
+                    for k, j in enumerate(order)
+                )
+            )
         expected.append(min(costs))
     assert torch.allclose(loss, torch.stack(expected).mean(), atol=1e-5)

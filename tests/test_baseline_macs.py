@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from avbench.baselines.macs.model import MACS, SYNTH_FILE, SYNTH_SHA256, WEIGHTS_DIR
+from avbench.baselines.macs.paper import PAPER_SEPARATOR, load_mlp, load_separator
+from avbench.baselines.macs.separator import MaskSeparator, SeparatorConfig
+from avbench.baselines.macs.synth import significance_order
 from avbench.errors import CheckpointError
 from avbench.models.base import Batch
-from baselines.macs.model import MACS, SYNTH_FILE, SYNTH_SHA256, WEIGHTS_DIR
-from baselines.macs.paper import PAPER_SEPARATOR, load_mlp, load_separator
-from baselines.macs.separator import MaskSeparator, SeparatorConfig
-from baselines.macs.synth import significance_order
 
 SMALL = SeparatorConfig(slots=6, sample_rate=16000, seconds=0.5, width=16)
 
@@ -67,7 +69,10 @@ def _official_separator_state(separator: MaskSeparator) -> dict[str, torch.Tenso
 
 
 def test_importing_the_adapter_needs_no_optional_dependency():
-    code = "import sys, baselines.macs.model, baselines.macs.paper; print(sorted(m for m in ('diffusers', 'transformers', 'laion_clap') if m in sys.modules))"
+    code = (
+        "import sys, avbench.baselines.macs.model, avbench.baselines.macs.paper; "
+        "print(sorted(m for m in ('diffusers', 'transformers', 'laion_clap') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -123,8 +128,17 @@ def test_mlp_file_loads_by_official_key_names(tmp_path):
         assert torch.equal(mlp.state_dict()[key], tensor), key
     slots = torch.randn(2, 6, 512, generator=gen)
     tokens = mlp(slots)
-    hidden = torch.nn.functional.gelu(torch.nn.functional.layer_norm(slots + state["pe"], (512,), state["adapter.0.weight"], state["adapter.0.bias"]) @ state["adapter.1.weight"].T + state["adapter.1.bias"])
-    expected = torch.nn.functional.layer_norm(hidden @ state["adapter.4.weight"].T + state["adapter.4.bias"], (768,), state["adapter.5.weight"], state["adapter.5.bias"])
+    hidden = torch.nn.functional.gelu(
+        torch.nn.functional.layer_norm(slots + state["pe"], (512,), state["adapter.0.weight"], state["adapter.0.bias"])
+        @ state["adapter.1.weight"].T
+        + state["adapter.1.bias"]
+    )
+    expected = torch.nn.functional.layer_norm(
+        hidden @ state["adapter.4.weight"].T + state["adapter.4.bias"],
+        (768,),
+        state["adapter.5.weight"],
+        state["adapter.5.bias"],
+    )
     np.testing.assert_allclose(tokens.detach().numpy(), expected.numpy(), atol=1e-4)
 
 
@@ -135,15 +149,25 @@ def test_mlp_missing_key_is_named(tmp_path):
         load_mlp(tmp_path / "LLP_mlp.pt")
 
 
-@pytest.mark.skipif(not HAS_DIFFUSERS, reason="diffusers is not installed (optional extra avbench[macs]); MACS's {Dataset}_unet.pt needs diffusers' UNet2DConditionModel to load")
+@pytest.mark.skipif(
+    not HAS_DIFFUSERS,
+    reason="diffusers is not installed (optional extra avbench[macs]); "
+    "MACS's {Dataset}_unet.pt needs diffusers' UNet2DConditionModel to load",
+)
 def test_unet_file_loads_with_decoupled_processors(tmp_path):  # pragma: no cover - needs the optional extra
     from diffusers import UNet2DConditionModel
 
-    from baselines.macs.paper import adapted_unet, build_unet
+    from avbench.baselines.macs.paper import adapted_unet, build_unet
 
-    tiny = UNet2DConditionModel(block_out_channels=(32, 64), down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-                                up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=32,
-                                layers_per_block=1, attention_head_dim=8, sample_size=16)
+    tiny = UNet2DConditionModel(
+        block_out_channels=(32, 64),
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=32,
+        layers_per_block=1,
+        attention_head_dim=8,
+        sample_size=16,
+    )
     tiny.save_config(tmp_path / "unet")
     torch.manual_seed(0)
     state = adapted_unet(tmp_path).state_dict()
@@ -178,7 +202,7 @@ def test_significance_puts_loud_mixture_like_slots_first():
 
 
 def test_real_suites_need_a_checkpoint():
-    from avbench.data.suite import load_suite
+    from avbench.suites.spec import load_suite
 
     with pytest.raises(CheckpointError, match=r"--checkpoint FOLDER.*avbench\[macs\]"):
         MACS.from_checkpoint(None, suite=load_suite("mixed2-mini"))
@@ -191,18 +215,29 @@ def test_shipped_weights_are_pinned_and_small():
 
 
 def _batch(clips, seeds):
-    from avbench.data.audio import mix_sources
+    from avbench.items.audio import mix_sources
     from avbench.synth.world import World
 
     world = World(16000, 2.0)
-    audio = [mix_sources([world.source_audio(*c) for c in item], [0.0] * len(item), "equal-rms-mean")[0] for item in clips]
-    return Batch(item_ids=[str(i) for i in range(len(clips))], audio=torch.from_numpy(np.stack(audio)), sample_rate=16000,
-                 seeds=list(seeds), num_sources=[len(c) for c in clips])
+    audio = [
+        mix_sources([world.source_audio(*c) for c in item], [0.0] * len(item), "equal-rms-mean")[0] for item in clips
+    ]
+    return Batch(
+        item_ids=[str(i) for i in range(len(clips))],
+        audio=torch.from_numpy(np.stack(audio)),
+        sample_rate=16000,
+        seeds=list(seeds),
+        num_sources=[len(c) for c in clips],
+    )
 
 
 def test_synthetic_images_are_deterministic_and_batch_independent():
     model = MACS.from_checkpoint(None)
-    clips = [[("dog barking", 1), ("siren wailing", 2)], [("rain falling", 3)], [("bird chirping", 4), ("wind blowing", 6)]]
+    clips = [
+        [("dog barking", 1), ("siren wailing", 2)],
+        [("rain falling", 3)],
+        [("bird chirping", 4), ("wind blowing", 6)],
+    ]
     together = model.generate(_batch(clips, [11, 12, 13]))
     alone = model.generate(_batch(clips[1:2], [12]))[0]
     assert together[1].dtype == np.uint8 and together[1].shape == (64, 64, 3)
@@ -216,9 +251,90 @@ def test_synthetic_images_are_deterministic_and_batch_independent():
 def test_macs_runs_on_the_synthetic_suites_above_chance(tmp_path):
     import avbench
 
-    avbench.register_model("macs", "baselines.macs.model:MACS", replace=True)  # as the entry point will
-    single = avbench.evaluate("macs", "synth-single", out=tmp_path / "single", cache_dir=tmp_path / "cache", limit=40, allow_small_n=True)
-    mixed = avbench.evaluate("macs", "synth-mixed2", out=tmp_path / "mixed", cache_dir=tmp_path / "cache", limit=40, allow_small_n=True)
-    # Chance: R@1 = 1/10 over ten classes; CRS = 2/10 (a random top-2 holds each of the 2 present classes with p = 2/10).
+    avbench.register_model("macs", "avbench.baselines.macs.model:MACS", replace=True)  # as the entry point will
+    single = avbench.evaluate(
+        "macs", "synth-single", out=tmp_path / "single", cache_dir=tmp_path / "cache", limit=40, allow_small_n=True
+    )
+    mixed = avbench.evaluate(
+        "macs", "synth-mixed2", out=tmp_path / "mixed", cache_dir=tmp_path / "cache", limit=40, allow_small_n=True
+    )
+    # Chance: R@1 = 1/10 over ten classes; CRS = 2/10
+    # (a random top-2 holds each of the 2 present classes with p = 2/10).
     assert single.metric("R@1[clip-synth]").ci_low > 0.1
     assert mixed.metric("CRS[clip-synth]").ci_low > 0.2
+
+
+# --- the full-size official layout (tests/fixtures/conformance/macs/layout.json), on meta tensors -------------
+
+LAYOUT = Path(__file__).parent / "fixtures" / "conformance" / "macs" / "layout.json"
+DTYPES = {"float32": torch.float32, "int64": torch.int64}
+
+
+def _meta_file(path: Path, tensors: dict) -> dict:
+    state = {k: torch.empty(v["shape"], dtype=DTYPES[v["dtype"]], device="meta") for k, v in tensors.items()}
+    torch.save(state, path)
+    return state
+
+
+def test_full_size_separator_and_mlp_layout_is_consumed(tmp_path):
+    files = json.loads(LAYOUT.read_text())["files"]
+    state = _meta_file(tmp_path / "separator_FSD50K_full.pt", files["separator_FSD50K_full.pt"]["tensors"])
+    _meta_file(tmp_path / "Landscape_mlp.pt", files["{dataset}_mlp.pt"]["tensors"])
+    with torch.device("meta"):
+        separator, clap = load_separator(tmp_path / "separator_FSD50K_full.pt", PAPER_SEPARATOR)
+        mlp = load_mlp(tmp_path / "Landscape_mlp.pt")
+    own = separator.state_dict()
+    used = {k for k in state if k.startswith("model.unet.")}
+    assert {f"unet.{k[len('model.unet.') :]}" for k in used} == set(own)  # every separator-network key, no other
+    assert all(own[f"unet.{k[len('model.unet.') :]}"].shape == state[k].shape for k in used)
+    ignored = set(state) - used
+    assert ignored == {
+        k
+        for k in state
+        if k.startswith(("clap.", "model.clap.", "unperm", "model.tau2", "model.stft.", "model.istft."))
+    }  # the documented ignored groups
+    assert len(clap) == sum(k.startswith("clap.") for k in state)
+    assert {k: list(v.shape) for k, v in mlp.state_dict().items()} == {
+        k: v["shape"] for k, v in files["{dataset}_mlp.pt"]["tensors"].items()
+    }
+
+
+@pytest.mark.skipif(
+    not HAS_DIFFUSERS,
+    reason="diffusers is not installed (optional extra avbench[macs]); "
+    "the full-size UNet layout needs UNet2DConditionModel",
+)
+def test_full_size_unet_layout_is_consumed(tmp_path):
+    files = json.loads(LAYOUT.read_text())["files"]
+    unet_layout = files["{dataset}_unet.pt"]
+    (tmp_path / "sd" / "unet").mkdir(parents=True)
+    (tmp_path / "sd" / "unet" / "config.json").write_text(
+        json.dumps({"_class_name": "UNet2DConditionModel", **unet_layout["unet_config"]})
+    )
+    _meta_file(tmp_path / "Landscape_unet.pt", unet_layout["tensors"])
+    from avbench.baselines.macs.paper import build_unet
+
+    with torch.device("meta"):
+        unet = build_unet(tmp_path / "sd", tmp_path / "Landscape_unet.pt")
+    assert {k: list(v.shape) for k, v in unet.state_dict().items()} == {
+        k: v["shape"] for k, v in unet_layout["tensors"].items()
+    }
+
+
+def test_official_front_end_options():
+    from avbench.baselines.macs.model import OFFICIAL_OPTIONS, MACSOptions, fit_length
+    from avbench.baselines.macs.paper import sinc_resample
+
+    short = torch.arange(1.0, 4.0)[None]
+    assert fit_length(short, 7).tolist() == [[1, 2, 3, 1, 2, 3, 1]]  # avbench: tile
+    assert fit_length(short, 7, OFFICIAL_OPTIONS).tolist() == [[1, 2, 3, 0, 0, 0, 0]]  # official: zero-pad at the end
+    long = torch.arange(100.0)[None]
+    assert fit_length(long, 10).tolist() == [list(range(10))]
+    crops = {int(fit_length(long, 10, OFFICIAL_OPTIONS, [torch.Generator().manual_seed(s)])[0, 0]) for s in range(40)}
+    assert len(crops) > 10 and max(crops) <= 100 - 10 - 1  # random.randint(0, T - L - 1), seeded per item
+    with pytest.raises(ValueError, match="short_audio"):
+        MACSOptions(short_audio="loop")
+    rate = torch.arange(16000) / 16000
+    up = sinc_resample(torch.sin(2 * torch.pi * 440 * rate)[None], 16000, 48000)
+    expected = torch.sin(2 * torch.pi * 440 * torch.arange(48000) / 48000)
+    assert up.shape == (1, 48000) and float((up[0, 300:-300] - expected[300:-300]).abs().max()) < 2e-3

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,16 +12,16 @@ import torch
 import torch.nn.functional as F
 from scipy import signal
 
+from avbench.baselines.common.audio_resnet import PAPER_AUDIO_RESNET, AudioResNet
+from avbench.baselines.common.biggan import BigGANGenerator, GeneratorConfig
+from avbench.baselines.common.spectrogram import PAPER_SPECTROGRAM, LogSpectrogram
+from avbench.baselines.common.synth_scale import SYNTH_SPECTROGRAM
+from avbench.baselines.sound2scene import model as s2s
 from avbench.checkpoints import file_sha256
-from avbench.data.suite import load_suite
 from avbench.errors import CheckpointError
 from avbench.models.base import Batch
+from avbench.suites.spec import load_suite
 from avbench.synth.world import CLASSES, World
-from baselines.common.audio_resnet import PAPER_AUDIO_RESNET, AudioResNet
-from baselines.common.biggan import BigGANGenerator, GeneratorConfig
-from baselines.common.spectrogram import PAPER_SPECTROGRAM, LogSpectrogram
-from baselines.common.synth_scale import SYNTH_SPECTROGRAM
-from baselines.sound2scene import model as s2s
 
 # The official layout at a width small enough for a test (IC-GAN res128 has G_ch 96).
 TINY_ICGAN = GeneratorConfig(resolution=128, ch=8, dim_z=120, shared_dim_feat=512, attention=(64,))
@@ -28,10 +30,21 @@ TINY_ICGAN = GeneratorConfig(resolution=128, ch=8, dim_z=120, shared_dim_feat=51
 def _biggan_training_config(config: GeneratorConfig) -> dict:
     """What BigGAN stores under state_dict_best*.pth['config'] (the fields the loader reads, plus noise)."""
     return {
-        "experiment_name": "icgan_biggan_imagenet_res128", "resolution": config.resolution, "G_ch": config.ch,
-        "dim_z": config.dim_z, "hier": True, "G_attn": "_".join(str(a) for a in config.attention) or "0",
-        "shared_dim": 128, "shared_dim_feat": config.shared_dim_feat, "G_shared": True, "G_shared_feat": True,
-        "instance_cond": True, "class_cond": False, "G_param": "SN", "z_var": 1.0, "batch_size": 64,
+        "experiment_name": "icgan_biggan_imagenet_res128",
+        "resolution": config.resolution,
+        "G_ch": config.ch,
+        "dim_z": config.dim_z,
+        "hier": True,
+        "G_attn": "_".join(str(a) for a in config.attention) or "0",
+        "shared_dim": 128,
+        "shared_dim_feat": config.shared_dim_feat,
+        "G_shared": True,
+        "G_shared_feat": True,
+        "instance_cond": True,
+        "class_cond": False,
+        "G_param": "SN",
+        "z_var": 1.0,
+        "batch_size": 64,
     }
 
 
@@ -60,7 +73,8 @@ def _save(state: dict, path, fmt: str) -> None:
 
 @pytest.fixture(scope="module")
 def official(tmp_path_factory):
-    """README-style `checkpoints/` folders in both formats, built once: (folders by format, audio state, generator state)."""
+    """README-style `checkpoints/` folders in both formats, built once:
+    (folders by format, audio state, generator state)."""
     torch.manual_seed(0)
     audio = AudioResNet(PAPER_AUDIO_RESNET)
     _randomise_buffers(audio, 1)
@@ -75,8 +89,13 @@ def official(tmp_path_factory):
         _save(audio_state, folder / f"sound2scene.{fmt}", fmt)
         _save(generator_state, icgan / f"G_ema_best1.{fmt}", fmt)
         # IC-GAN keeps the lower best_FID: best1 here. best0 has no G_ema file, so choosing it would fail.
-        torch.save({"best_FID": 25.0, "itr": 1, "config": _biggan_training_config(GeneratorConfig())}, icgan / "state_dict_best0.pth")
-        torch.save({"best_FID": 11.5, "itr": 2, "config": _biggan_training_config(TINY_ICGAN)}, icgan / "state_dict_best1.pth")
+        torch.save(
+            {"best_FID": 25.0, "itr": 1, "config": _biggan_training_config(GeneratorConfig())},
+            icgan / "state_dict_best0.pth",
+        )
+        torch.save(
+            {"best_FID": 11.5, "itr": 2, "config": _biggan_training_config(TINY_ICGAN)}, icgan / "state_dict_best1.pth"
+        )
         folders[fmt] = folder
     return folders, audio_state, generator_state
 
@@ -87,7 +106,13 @@ def _copy(official, tmp_path):
 
 
 def _batch(audio: torch.Tensor, seeds: list[int]) -> Batch:
-    return Batch(item_ids=[f"i{k}" for k in range(len(seeds))], audio=audio, sample_rate=16000, seeds=seeds, num_sources=[1] * len(seeds))
+    return Batch(
+        item_ids=[f"i{k}" for k in range(len(seeds))],
+        audio=audio,
+        sample_rate=16000,
+        seeds=seeds,
+        num_sources=[1] * len(seeds),
+    )
 
 
 def test_spectrogram_matches_scipy_recipe():
@@ -114,19 +139,26 @@ def test_official_files_load_and_match_direct_modules(official, fmt):
     images = model.generate(batch)
 
     direct_audio = AudioResNet(PAPER_AUDIO_RESNET).eval()
-    direct_audio.load_state_dict({k[len("audnet."):]: v for k, v in audio_state.items()})
+    direct_audio.load_state_dict({k[len("audnet.") :]: v for k, v in audio_state.items()})
     direct_generator = BigGANGenerator(TINY_ICGAN).eval()
     direct_generator.load_state_dict({k: v for k, v in generator_state.items() if k != "shared.weight"})
     with torch.no_grad():
         embedding = F.normalize(direct_audio(LogSpectrogram(PAPER_SPECTROGRAM)(audio))[0], dim=1)
         z = torch.randn(1, TINY_ICGAN.dim_z, generator=batch.generator(0))
         expected = direct_generator(z, embedding)
-    expected_uint8 = ((expected.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    low, high = (
+        expected.clamp(-1, 1).amin(dim=(1, 2, 3), keepdim=True),
+        expected.clamp(-1, 1).amax(dim=(1, 2, 3), keepdim=True),
+    )
+    scaled = (expected.clamp(-1, 1) - low) / (high - low)  # the paper default: official per-image min-max
+    expected_uint8 = (scaled * 255 + 0.5).floor().to(torch.uint8).permute(0, 2, 3, 1).numpy()
     assert all(image.shape == (128, 128, 3) and image.dtype == np.uint8 for image in images)
     np.testing.assert_array_equal(np.stack(images), expected_uint8)
     assert float(expected.std()) > 0.01  # a real image, not a constant
-    assert model.describe()["files"] == {f"sound2scene.{fmt}": file_sha256(folder / f"sound2scene.{fmt}"),
-                                         f"G_ema_best1.{fmt}": file_sha256(folder / "icgan_biggan_imagenet_res128" / f"G_ema_best1.{fmt}")}
+    assert model.describe()["files"] == {
+        f"sound2scene.{fmt}": file_sha256(folder / f"sound2scene.{fmt}"),
+        f"G_ema_best1.{fmt}": file_sha256(folder / "icgan_biggan_imagenet_res128" / f"G_ema_best1.{fmt}"),
+    }
 
 
 def test_missing_and_unexpected_keys_are_named(official, tmp_path):
@@ -189,7 +221,15 @@ def test_paper_configuration_layout():
     assert state["generator.linear.weight"].shape == (16 * 96 * 16, 20)  # hierarchical z: 120 = 6 chunks of 20
     assert state["generator.blocks.3.1.theta.weight"].shape == (24, 192, 1, 1)  # attention at 64x64
     assert state["generator.output_layer.2.weight"].shape == (3, 96, 3, 3)
-    assert {k.split(".")[1] for k in state if k.startswith("audnet.")} == {"conv1", "bn1", "layer1", "layer2", "layer3", "layer4", "fc"}
+    assert {k.split(".")[1] for k in state if k.startswith("audnet.")} == {
+        "conv1",
+        "bn1",
+        "layer1",
+        "layer2",
+        "layer3",
+        "layer4",
+        "fc",
+    }
 
 
 def _world_audio(count: int) -> torch.Tensor:
@@ -219,7 +259,7 @@ def test_shipped_synth_weights_are_pinned_and_default(tmp_path, monkeypatch):
 
 
 def test_info_nce_l2_matches_its_definition():
-    from baselines.common.losses import info_nce_l2
+    from avbench.baselines.common.losses import info_nce_l2
 
     gen = torch.Generator().manual_seed(1)
     audio, image = torch.randn(5, 8, generator=gen), torch.randn(5, 8, generator=gen)
@@ -232,9 +272,9 @@ def test_info_nce_l2_matches_its_definition():
 
 
 def test_training_stages_are_deterministic():
-    from baselines.common.image_stage import ImageStageConfig, train_generator, train_image_encoder
-    from baselines.common.synth_scale import SYNTH_GENERATOR
-    from baselines.common.world_data import render_world_data
+    from avbench.baselines.common.image_stage import ImageStageConfig, train_generator, train_image_encoder
+    from avbench.baselines.common.synth_scale import SYNTH_GENERATOR
+    from avbench.baselines.common.world_data import render_world_data
 
     data = render_world_data(clips_per_class=2, n_pairs=6, seed=3)
     assert data.pairs.shape == (6, 2) and (data.labels[data.pairs[:, 0]] != data.labels[data.pairs[:, 1]]).all()
@@ -248,3 +288,114 @@ def test_training_stages_are_deterministic():
         runs.append({**encoder.state_dict(), **{f"g.{k}": v for k, v in generator.state_dict().items()}})
     assert runs[0].keys() == runs[1].keys()
     assert all(torch.equal(runs[0][key], runs[1][key]) for key in runs[0])
+
+
+# --- official fixtures: full-size layout, IC-GAN selection, allow-listed state files ---------------------------
+
+FIXTURE = Path(__file__).parent / "fixtures" / "conformance" / "sound2scene"
+
+
+def _meta_state(tensors: dict) -> dict:
+    dtypes = {"float32": torch.float32, "int64": torch.int64}
+    return {
+        key: torch.empty(spec["shape"], dtype=dtypes[spec["dtype"]], device="meta") for key, spec in tensors.items()
+    }
+
+
+def _icgan_state(config: dict, best_fid: float) -> dict:
+    """A `state_dict_best*.pth` as IC-GAN's trainer writes it (ReLU objects, a numpy scalar), from layout facts."""
+    config = {
+        k: (torch.nn.ReLU() if isinstance(v, dict) and v.get("python_object", "").endswith("ReLU") else v)
+        for k, v in config.items()
+    }
+    return {
+        "itr": 10,
+        "epoch": 1,
+        "save_num": 0,
+        "save_best_num": 1,
+        "best_IS": np.float64(50.0),
+        "best_FID": best_fid,
+        "es_epoch": 0,
+        "config": config,
+    }
+
+
+def test_full_size_layout_is_consumed_key_for_key(tmp_path):
+    layout = json.loads((FIXTURE / "layout.json").read_text())["files"]
+    icgan = tmp_path / "icgan_biggan_imagenet_res128"
+    icgan.mkdir()
+    torch.save(_meta_state(layout["sound2scene.pth"]["tensors"]), tmp_path / "sound2scene.pth")
+    generator_layout = layout["icgan_biggan_imagenet_res128/G_ema_best{0,1}.pth"]["tensors"]
+    torch.save(_meta_state(generator_layout), icgan / "G_ema_best1.pth")
+    config = layout["icgan_biggan_imagenet_res128/state_dict_best{0,1}.pth"]["config_values_full_size"]
+    torch.save(_icgan_state(config, 30.0), icgan / "state_dict_best0.pth")
+    torch.save(_icgan_state(config, 20.0), icgan / "state_dict_best1.pth")  # lower FID: best1 is selected
+    with torch.device("meta"):
+        net, _, files = s2s.load_official(tmp_path)
+    assert set(files) == {"sound2scene.pth", "G_ema_best1.pth"}
+    state = net.state_dict()
+    expected = {
+        **layout["sound2scene.pth"]["tensors"],
+        **{f"generator.{k}": v for k, v in generator_layout.items() if k != "shared.weight"},
+    }
+    assert set(state) == set(expected)  # every key consumed; only IC-GAN's unused class table is dropped
+    assert all(list(state[k].shape) == v["shape"] for k, v in expected.items())
+    assert net.config.generator == GeneratorConfig(sn_eps=1e-6)  # the paper generator, from the stored config
+
+
+def test_official_selection_takes_strictly_lower_fid_best0_on_ties(tmp_path):
+    from avbench.baselines.common.icgan import select_best
+
+    config = _biggan_training_config(TINY_ICGAN)
+    torch.save(_icgan_state(config, 22.8), tmp_path / "state_dict_best0.pth")
+    torch.save(_icgan_state(config, 22.8), tmp_path / "state_dict_best1.pth")
+    torch.save(_icgan_state(config, 1.0), tmp_path / "state_dict_best2.pth")  # IC-GAN never looks at best2
+    assert select_best(tmp_path)[0].name == "state_dict_best0.pth"
+    torch.save(_icgan_state(config, 22.7), tmp_path / "state_dict_best1.pth")
+    assert select_best(tmp_path)[0].name == "state_dict_best1.pth"
+
+
+def test_fixture_icgan_state_needs_the_allow_list_and_selects_best1():
+    from avbench.baselines.common.icgan import select_best
+
+    state = FIXTURE / "icgan_biggan_imagenet_res128" / "state_dict_best1.pth"
+    with pytest.raises(Exception, match="Unsupported global|weights_only"):
+        torch.load(state, map_location="cpu", weights_only=True)
+    path, config = select_best(FIXTURE)
+    assert path.name == "state_dict_best1.pth"
+    assert isinstance(config["G_activation"], torch.nn.ReLU) and config["G_ch"] == 4
+
+
+def test_icgan_config_sizes_are_bounded_before_building(tmp_path, monkeypatch):
+    from avbench.baselines.common import biggan
+
+    built = []
+    monkeypatch.setattr(biggan.BigGANGenerator, "__init__", lambda self, *a, **k: built.append(1))
+    config = {**_biggan_training_config(TINY_ICGAN), "G_ch": 100_000_000}
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    torch.save({"audnet.fc.bias": torch.zeros(1)}, folder / "sound2scene.pth")
+    torch.save(_icgan_state(config, 1.0), folder / "state_dict_best0.pth")
+    torch.save({}, folder / "G_ema_best0.pth")
+    with pytest.raises(CheckpointError, match=r"'G_ch' = 100000000 is outside"):
+        s2s.Sound2Scene.from_checkpoint(folder)
+    assert not built
+
+
+def test_official_visualisation_is_per_image_min_max_and_truncation():
+    from avbench.baselines.common.generation import minmax_to_uint8
+
+    raw = torch.tensor([-0.5, 0.0, 0.25, 2.0]).view(1, 1, 2, 2).expand(1, 3, 2, 2)
+    pixels = minmax_to_uint8(raw)[0, :, :, 0].flatten().tolist()
+    # clamp to [-0.5, 1], then (x - min) / (max - min) * 255 + 0.5, truncated
+    assert pixels == [int(v * 255 + 0.5) for v in (0.0, 0.5 / 1.5, 0.75 / 1.5, 1.0)]
+
+
+def test_short_clips_tile_to_fill_by_default_and_ten_times_officially():
+    from avbench.baselines.common.spectrogram import tile_or_cut
+
+    clip = torch.arange(12_800.0)[None]
+    assert tile_or_cut(clip, 160_000).shape[-1] == 160_000
+    official = tile_or_cut(clip, 160_000, repeats=10)
+    assert official.shape[-1] == 128_000 and torch.equal(official[0, 12_800:25_600], clip[0])
+    assert s2s.PAPER_OPTIONS.repeats is None and s2s.OFFICIAL_OPTIONS.repeats == 10

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import pytest
 
+from avbench.baselines.avgas.model import AVGAS
+from avbench.baselines.sound2scene.model import Sound2Scene
 from avbench.errors import RecordError
-from baselines.avgas.model import AVGAS
-from baselines.sound2scene.model import Sound2Scene
 
 SUITE = "synth-mixed2"
 CRS, R2, SEP = "CRS[clip-synth]", "R@2*[clip-synth]", "sep-acc[clip-synth]"

@@ -103,7 +103,9 @@ def test_preprocessing_matches_open_clip_pil_transform_within_one_grey_level(tin
         with torch.no_grad():
             np.testing.assert_allclose(
                 extractor.encode_images(image[None])["embedding"][0].numpy(),
-                reference.encode_image(theirs[None])[0].numpy(), atol=0.01, rtol=0,
+                reference.encode_image(theirs[None])[0].numpy(),
+                atol=0.01,
+                rtol=0,
             )
     assert extractor.preprocessing == catalog.describe_preprocessing(64, catalog.OPENAI_MEAN, catalog.OPENAI_STD)
 
@@ -129,8 +131,13 @@ def test_encode_text_uses_the_open_clip_tokenizer(tiny):
 def test_clipscore_equals_torchmetrics_through_the_callable_route(tiny):
     extractor = tiny[0]
     images = [img for img in make_images() if img.shape[1] <= 100][:5]
-    labels = [("dog barking",), ("siren wailing", "rain falling"), ("church bell ringing",), ("rain falling",),
-              ("dog barking", "siren wailing", "rain falling")]
+    labels = [
+        ("dog barking",),
+        ("siren wailing", "rain falling"),
+        ("church bell ringing",),
+        ("rain falling",),
+        ("dog barking", "siren wailing", "rain falling"),
+    ]
     captions = [label_caption(g) for g in labels]
     features = np.concatenate([extractor.encode_images(img[None])["embedding"].double().numpy() for img in images])
     inputs = SimpleNamespace(
@@ -145,8 +152,10 @@ def test_clipscore_equals_torchmetrics_through_the_callable_route(tiny):
     metric = CLIPScore(model_name_or_path=C.torchmetrics_clip_callable(extractor))
     metric.update(images, captions)
     assert ours.value == pytest.approx(metric.compute().item(), rel=1e-5)
-    per_item = [clip_score(img, cap, model_name_or_path=C.torchmetrics_clip_callable(extractor)).item()
-                for img, cap in zip(images, captions)]
+    per_item = [
+        clip_score(img, cap, model_name_or_path=C.torchmetrics_clip_callable(extractor)).item()
+        for img, cap in zip(images, captions, strict=True)
+    ]
     np.testing.assert_allclose(ours.per_item, per_item, rtol=1e-5)
 
 
@@ -161,11 +170,16 @@ def test_loader_errors(tiny, tmp_path):
 
 
 def test_builtin_specs_name_quickgelu_configs_that_open_clip_knows():
-    for spec, config in [(catalog.CLIP_VIT_B32_OPENAI, "ViT-B-32-quickgelu"), (catalog.CLIP_VIT_L14_OPENAI, "ViT-L-14-quickgelu")]:
+    for spec, config in [
+        (catalog.CLIP_VIT_B32_OPENAI, "ViT-B-32-quickgelu"),
+        (catalog.CLIP_VIT_L14_OPENAI, "ViT-L-14-quickgelu"),
+    ]:
         assert C.open_clip_name(spec.name) == config
         assert open_clip.get_model_config(config)["quick_gelu"] is True
         assert open_clip.get_model_config(config)["vision_cfg"]["image_size"] == 224
         module, attr = spec.loader.split(":")
         assert getattr(importlib.import_module(module), attr) is C.load_clip
         assert spec.weights == spec.name and spec.kind == "clip"
-    assert catalog.CLIP_VIT_B32_OPENAI.preprocessing == catalog.describe_preprocessing(224, catalog.OPENAI_MEAN, catalog.OPENAI_STD)
+    assert catalog.CLIP_VIT_B32_OPENAI.preprocessing == catalog.describe_preprocessing(
+        224, catalog.OPENAI_MEAN, catalog.OPENAI_STD
+    )

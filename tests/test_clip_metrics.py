@@ -99,12 +99,14 @@ def test_cosine_similarity_and_degenerate_rows():
 
 
 def test_recall_at_k_counts_ties_against_the_model():
-    scores = np.array([
-        [0.9, 0.1, 0.1, 0.1],  # rank 1
-        [0.5, 0.5, 0.1, 0.1],  # tie for first with the true class 0: rank 2
-        [0.2, 0.2, 0.2, 0.2],  # all tied: rank 4
-        [0.1, 0.3, 0.2, 0.4],  # true class 0 last: rank 4
-    ])
+    scores = np.array(
+        [
+            [0.9, 0.1, 0.1, 0.1],  # rank 1
+            [0.5, 0.5, 0.1, 0.1],  # tie for first with the true class 0: rank 2
+            [0.2, 0.2, 0.2, 0.2],  # all tied: rank 4
+            [0.1, 0.3, 0.2, 0.4],  # true class 0 last: rank 4
+        ]
+    )
     targets = np.zeros(4, dtype=int)
     np.testing.assert_array_equal(R.target_ranks(scores, targets), [1, 2, 4, 4])
     np.testing.assert_array_equal(R.recall_at_k(scores, targets, 1), [1, 0, 0, 0])
@@ -113,13 +115,15 @@ def test_recall_at_k_counts_ties_against_the_model():
 
 
 def test_modified_recall_and_crs_closed_form():
-    scores = np.array([
-        [0.9, 0.8, 0.1, 0.0],  # G={0,1} ranks 1,2
-        [0.9, 0.5, 0.5, 0.0],  # class 1 tied with outsider 2: rank 3
-        [0.5, 0.5, 0.1, 0.0],  # tie inside G only: ranks 2,2
-        [0.1, 0.9, 0.8, 0.7],  # G={0,1}: class 0 ranks 4
-        [0.4, 0.3, 0.2, 0.1],  # G={0,2,3}: ranks 1,3,4 with m=3
-    ])
+    scores = np.array(
+        [
+            [0.9, 0.8, 0.1, 0.0],  # G={0,1} ranks 1,2
+            [0.9, 0.5, 0.5, 0.0],  # class 1 tied with outsider 2: rank 3
+            [0.5, 0.5, 0.1, 0.0],  # tie inside G only: ranks 2,2
+            [0.1, 0.9, 0.8, 0.7],  # G={0,1}: class 0 ranks 4
+            [0.4, 0.3, 0.2, 0.1],  # G={0,2,3}: ranks 1,3,4 with m=3
+        ]
+    )
     label_sets = [np.array(g) for g in ([0, 1], [0, 1], [0, 1], [0, 1], [0, 2, 3])]
     np.testing.assert_array_equal(R.recall_at_k_star(scores, label_sets, 2), [1, 0, 1, 0, 0])
     np.testing.assert_array_equal(R.recall_at_k_star(scores, label_sets, 3), [1, 1, 1, 0, 0])
@@ -156,7 +160,7 @@ def test_per_source_scores_match_brute_force(seed, n_images, n_classes):
     label_set = np.sort(rng.choice(5, size=n_classes, replace=False))
     ranks = R.tie_pessimistic_ranks(scores)
     best_total = max(
-        sum(scores[s, c] for s, c in zip(images, perm))
+        sum(scores[s, c] for s, c in zip(images, perm, strict=True))
         for images in itertools.permutations(range(n_images), min(n_images, n_classes))
         for perm in itertools.permutations(label_set, min(n_images, n_classes))
     )
@@ -187,8 +191,11 @@ def test_per_source_unequal_counts():
 
 def test_retrieval_metric_single_label_with_tie_and_degenerate_item():
     images = np.array([[2.0, 1, 0, 0], [1, 1, 0, 0], [0, 0, 0, 0], [0, 1, 3, 2]])
-    inputs = FakeInputs(labels=[("dog barking",), ("siren wailing",), ("rain falling",), ("rain falling",)],
-                        features={"generated": images}, prompt_vectors=basis_prompts())
+    inputs = FakeInputs(
+        labels=[("dog barking",), ("siren wailing",), ("rain falling",), ("rain falling",)],
+        features={"generated": images},
+        prompt_vectors=basis_prompts(),
+    )
     values = by_name(R.RetrievalMetric().compute(inputs, {"backbone": B}))
     assert sorted(values) == [f"R@10[{B}]", f"R@1[{B}]", f"R@5[{B}]"]
     r1 = values[f"R@1[{B}]"]
@@ -202,8 +209,12 @@ def test_retrieval_metric_single_label_with_tie_and_degenerate_item():
 
 def test_retrieval_metric_multi_label_reports_crs_family():
     images = np.array([[3.0, 2, 1, 0], [1, 1, 1, 0]])
-    inputs = FakeInputs(labels=[("dog barking", "siren wailing"), ("dog barking", "siren wailing")],
-                        features={"generated": images}, prompt_vectors=basis_prompts(), scale=5.0)
+    inputs = FakeInputs(
+        labels=[("dog barking", "siren wailing"), ("dog barking", "siren wailing")],
+        features={"generated": images},
+        prompt_vectors=basis_prompts(),
+        scale=5.0,
+    )
     values = by_name(R.RetrievalMetric().compute(inputs, {"backbone": B}))
     assert sorted(values) == sorted(f"{n}[{B}]" for n in ("CRS", "CRS-prob", "R@2*", "R@5*", "R@10*"))
     np.testing.assert_allclose(values[f"CRS[{B}]"].per_item, [1, 0])  # item 1: three-way tie, ranks 3
@@ -221,10 +232,12 @@ def test_prompt_ensemble_averages_unit_text_embeddings():
     # second template: class 0's text points along e1 (class 1's direction), with a norm of 5 that must not matter
     vectors.update({templates[1].format(c=c): 5 * np.eye(4)[1 if k == 0 else k] for k, c in enumerate(CLASSES)})
     # ensemble of class 0 = (e0 + e1)/2, cosine direction (e0 + e1)/sqrt2; class 1 = e1
-    images = np.array([
-        [0.9, 1.0, 0, 0],  # class 0: 1.9/sqrt2 = 1.34 > 1.0 -> first (either template alone: not first)
-        [0.3, 1.0, 0, 0],  # class 0: 1.3/sqrt2 = 0.92 < 1.0 -> second (unnormalised averaging would put it first)
-    ])
+    images = np.array(
+        [
+            [0.9, 1.0, 0, 0],  # class 0: 1.9/sqrt2 = 1.34 > 1.0 -> first (either template alone: not first)
+            [0.3, 1.0, 0, 0],  # class 0: 1.3/sqrt2 = 0.92 < 1.0 -> second (unnormalised averaging would put it first)
+        ]
+    )
     inputs = FakeInputs(labels=[("dog barking",)] * 2, features={"generated": images}, prompt_vectors=vectors)
     values = by_name(R.RetrievalMetric().compute(inputs, {"backbone": B, "templates": templates, "ks": [1]}))
     np.testing.assert_array_equal(values[f"R@1[{B}]"].per_item, [1, 0])
@@ -235,7 +248,9 @@ def test_prompt_ensemble_averages_unit_text_embeddings():
 
 
 def test_retrieval_rejects_unknown_labels_and_bad_options():
-    inputs = FakeInputs(labels=[("cat meowing",)], features={"generated": np.eye(4)[:1]}, prompt_vectors=basis_prompts())
+    inputs = FakeInputs(
+        labels=[("cat meowing",)], features={"generated": np.eye(4)[:1]}, prompt_vectors=basis_prompts()
+    )
     with pytest.raises(DataError, match="item0"):
         R.RetrievalMetric().compute(inputs, {"backbone": B})
     with pytest.raises(SuiteError, match="templates"):
@@ -246,14 +261,20 @@ def test_retrieval_rejects_unknown_labels_and_bad_options():
 
 
 def test_per_source_metric():
-    per_source = np.array([
-        [0.0, 1, 0, 0], [1, 0, 0, 0],  # item0: both sources found, in swapped order
-        [1, 0, 0, 0], [1, 0.9, 0, 0],  # item1: second image ranks class 1 second -> miss
-        [0, 0, 0, 0], [0, 0, 1, 0],  # item2: a blank image -> degenerate mixture
-    ])
+    per_source = np.array(
+        [
+            [0.0, 1, 0, 0],
+            [1, 0, 0, 0],  # item0: both sources found, in swapped order
+            [1, 0, 0, 0],
+            [1, 0.9, 0, 0],  # item1: second image ranks class 1 second -> miss
+            [0, 0, 0, 0],
+            [0, 0, 1, 0],  # item2: a blank image -> degenerate mixture
+        ]
+    )
     labels = [("dog barking", "siren wailing")] * 2 + [("siren wailing", "church bell ringing")]
-    inputs = FakeInputs(labels=labels, features={"per_source": per_source}, prompt_vectors=basis_prompts(),
-                        groups=[2, 2, 2])
+    inputs = FakeInputs(
+        labels=labels, features={"per_source": per_source}, prompt_vectors=basis_prompts(), groups=[2, 2, 2]
+    )
     values = by_name(R.PerSourceMetric().compute(inputs, {"backbone": B}))
     sep = values[f"sepR@1[{B}]"]
     np.testing.assert_array_equal(sep.per_item, [1, 1, 1, 0, np.nan, np.nan])
@@ -283,8 +304,11 @@ def test_clipscore_metric_mean_of_clamped_items():
     # cosines +0.5 and -0.5: avbench reports mean(50, 0) = 25; torchmetrics' compute() would give max(0, 0) = 0.
     prompts = {"a photo of dog barking.": [1.0, 0.0], "a photo of dog barking and siren wailing.": [0.0, 1.0]}
     images = np.array([[0.5, np.sqrt(0.75)], [np.sqrt(0.75), -0.5]])
-    inputs = FakeInputs(labels=[("dog barking",), ("dog barking", "siren wailing")],
-                        features={"generated": images}, prompt_vectors=prompts)
+    inputs = FakeInputs(
+        labels=[("dog barking",), ("dog barking", "siren wailing")],
+        features={"generated": images},
+        prompt_vectors=prompts,
+    )
     (value,) = ClipScoreMetric().compute(inputs, {"backbone": B})
     assert value.name == f"CLIPScore[{B}]"
     np.testing.assert_allclose(value.per_item, [50.0, 0.0], atol=1e-12)
@@ -311,11 +335,15 @@ def test_z_scores_match_a_vectorised_reference():
 
 
 def test_alignment_metric():
-    registry.backbones.register("audio-test", BackboneSpec("audio-test", "audio", None, "", "x:y", image_backbone=B),
-                                replace=True)
+    registry.backbones.register(
+        "audio-test", BackboneSpec("audio-test", "audio", None, "", "x:y", image_backbone=B), replace=True
+    )
     generated = np.array([[1.0, 0, 0], [0.6, 0.8, 0], [0, 0.6, 0.8]])
-    inputs = FakeInputs(labels=[("dog barking",)] * 3, features={"generated": generated, "reference": 2 * np.eye(3)},
-                        audio=np.eye(3)[[0, 0, 2]])
+    inputs = FakeInputs(
+        labels=[("dog barking",)] * 3,
+        features={"generated": generated, "reference": 2 * np.eye(3)},
+        audio=np.eye(3)[[0, 0, 2]],
+    )
     values = by_name(AlignmentMetric().compute(inputs, {"backbone": B, "audio_backbone": "audio-test"}))
     assert sorted(values) == sorted(["AIS[audio-test]", "AIS-z[audio-test]", f"IIS[{B}]", f"IIS-z[{B}]"])
     np.testing.assert_allclose(values[f"IIS[{B}]"].per_item, [1.0, 0.8, 0.8])
@@ -324,8 +352,11 @@ def test_alignment_metric():
     assert np.isnan(iis_z.per_item[2]) and iis_z.value == pytest.approx(2.0) and iis_z.skipped == 1
     np.testing.assert_allclose(values["AIS[audio-test]"].per_item, [1.0, 0.6, 0.8])
     assert values["AIS[audio-test]"].backbone == "audio-test"
-    registry.backbones.register("audio-other", BackboneSpec("audio-other", "audio", None, "", "x:y",
-                                                            image_backbone="another-clip"), replace=True)
+    registry.backbones.register(
+        "audio-other",
+        BackboneSpec("audio-other", "audio", None, "", "x:y", image_backbone="another-clip"),
+        replace=True,
+    )
     with pytest.raises(SuiteError, match="another-clip"):
         AlignmentMetric().compute(inputs, {"backbone": B, "audio_backbone": "audio-other"})
     only_iis = by_name(AlignmentMetric().compute(inputs, {"backbone": B}))

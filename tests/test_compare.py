@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,32 +13,63 @@ import pytest
 from scipy.stats import norm
 
 from avbench.compare import compare, drop_p_value, format_comparison
-from avbench.record import load_items
+from avbench.defaults import SCHEMA_VERSION
 from avbench.errors import RecordError
-from avbench.record import Counts, MetricEntry, ModelInfo, Record, SuiteInfo
+from avbench.record import Counts, MetricEntry, ModelInfo, Record, SuiteInfo, dumps, items_path, load_items, parse_items
 
 SDR, FID = "SDR[bss-v3]", "FID[inception-v3-compat]"
 N = 60
 
 
 def entry(name: str, value: float | None, higher: bool) -> MetricEntry:
-    return MetricEntry(name=name, value=value, higher_is_better=higher, backbone=name.split("[")[1][:-1],
-                       metric="test", task="separate_audio", protocol=1, n=N)
+    return MetricEntry(
+        name=name,
+        value=value,
+        higher_is_better=higher,
+        backbone=name.split("[")[1][:-1],
+        metric="test",
+        task="separate_audio",
+        protocol=1,
+        n=N,
+    )
 
 
-def record(sdr: float | None, fid: float = 20.0, manifest: str = "a" * 64, failed: int = 0, run: str = "1" * 64) -> Record:
+def record(
+    sdr: float | None,
+    fid: float = 20.0,
+    manifest: str = "a" * 64,
+    failed: int = 0,
+    run: str = "1" * 64,
+    spec: str = "c" * 64,
+) -> Record:
     return Record(
-        schema_version=1, avbench_version="0.1.0", created="2026-01-01T00:00:00Z", run_key=run,
+        schema_version=SCHEMA_VERSION,
+        avbench_version="0.1.0",
+        created="2026-01-01T00:00:00Z",
+        run_key=run,
         model=ModelInfo("davis", "1", "m:M", None, None, False),
-        suite=SuiteInfo("music-2mix", "1", 1, "music-2mix.jsonl", manifest, "b" * 64, "data"),
-        tasks=["separate_audio"], seed=0, n=Counts(original=N, effective=N, failed=failed),
-        metrics=[entry(SDR, sdr, True), entry(FID, fid, False)], bootstrap={}, device="cpu", batch_size=8,
+        suite=SuiteInfo("music-2mix", "1", 1, "music-2mix.jsonl", manifest, "b" * 64, "data", spec),
+        tasks=["separate_audio"],
+        seed=0,
+        n=Counts(original=N, effective=N, failed=failed),
+        metrics=[entry(SDR, sdr, True), entry(FID, fid, False)],
+        item_scores_sha256="d" * 64,
+        bootstrap={},
+        device="cpu",
+        batch_size=8,
     )
 
 
 def items(scores: np.ndarray) -> pd.DataFrame:
-    return pd.DataFrame({"item": [f"m{i:03d}" for i in range(len(scores))], "task": "separate_audio",
-                         "status": "ok", "reason": "", SDR: scores})
+    return pd.DataFrame(
+        {
+            "item": [f"m{i:03d}" for i in range(len(scores))],
+            "task": "separate_audio",
+            "status": "ok",
+            "reason": "",
+            SDR: scores,
+        }
+    )
 
 
 @pytest.fixture
@@ -45,7 +78,7 @@ def base_scores() -> np.ndarray:
 
 
 def verdicts(result) -> dict[str, str]:
-    return dict(zip(result.table()["metric"], result.table()["verdict"]))
+    return dict(zip(result.table()["metric"], result.table()["verdict"], strict=False))
 
 
 def test_record_against_itself_passes(base_scores):
@@ -126,23 +159,41 @@ def test_lost_metrics_and_more_failures_regress():
     cand.metrics = cand.metrics[1:]
     assert verdicts(compare(base, cand, None, None, {}, strict=False))[SDR] == "missing"
     assert verdicts(compare(base, record(None), None, None, {}, strict=False))[SDR] == "lost"
+    assert compare(record(None), record(None), None, None, {}, strict=False).exit_code == 1  # no value never passes
     more_failed = compare(base, record(6.0, failed=2), None, None, {}, strict=False)
     assert more_failed.exit_code == 1 and verdicts(more_failed)["failed items"] == "regressed"
     assert compare(base, record(6.0, failed=2), None, None, {"failed": 2}, strict=False).exit_code == 0
 
 
-def test_load_items(tmp_path, base_scores):
-    run = tmp_path / "run"
-    run.mkdir()
-    assert load_items(run) is None
-    (run / "items.csv").write_text(
-        f"item,task,status,reason,{SDR}\n007,separate_audio,ok,,5.5\n008,separate_audio,failed,timeout,\n", "utf-8")
-    table = load_items(run / "record.json")
+def test_parse_items_types_and_checks_the_table():
+    table = parse_items(
+        f"item,task,status,reason,{SDR}\n007,separate_audio,ok,,5.5\n008,separate_audio,failed,timeout,\n".encode(),
+        Path("items.csv"),
+    )
     assert list(table["item"]) == ["007", "008"]  # ids stay strings
     assert table[SDR].iloc[0] == 5.5 and math.isnan(table[SDR].iloc[1])
-    (run / "items.csv").write_text(f"item,task,status,reason,{SDR}\n1,t,done,,5\n", "utf-8")
     with pytest.raises(RecordError, match="status 'done'"):
-        load_items(run)
-    (run / "items.csv").write_text(f"item,task,status,reason,{SDR}\n1,t,ok,,five\n", "utf-8")
+        parse_items(f"item,task,status,reason,{SDR}\n1,t,done,,5\n".encode(), Path("items.csv"))
     with pytest.raises(RecordError, match="not a number"):
-        load_items(run)
+        parse_items(f"item,task,status,reason,{SDR}\n1,t,ok,,five\n".encode(), Path("items.csv"))
+
+
+@pytest.mark.parametrize(
+    "name, table",
+    [("record.json", "items.csv"), ("random.record.json", "random.items.csv"), ("base.json", "base.items.csv")],
+)
+def test_a_record_file_names_its_own_table(tmp_path, name, table):
+    assert items_path(tmp_path / name) == tmp_path / table
+    assert items_path(tmp_path) == tmp_path / "items.csv"  # a run directory
+
+
+def test_a_table_of_another_run_is_refused_not_paired(tmp_path):
+    text = f"item,task,status,reason,{SDR}\n1,separate_audio,ok,,5\n"
+    mine = dataclasses.replace(record(6.0), item_scores_sha256=hashlib.sha256(text.encode()).hexdigest())
+    (tmp_path / "random.record.json").write_text(dumps(mine))
+    assert load_items(tmp_path / "random.record.json", mine) is None  # no random.items.csv: nothing is guessed
+    (tmp_path / "random.items.csv").write_text(text)
+    assert list(load_items(tmp_path / "random.record.json", mine)[SDR]) == [5.0]
+    (tmp_path / "random.items.csv").write_text(text.replace(",5", ",9"))
+    with pytest.raises(RecordError, match="is not the per-item table of"):
+        load_items(tmp_path / "random.record.json", mine)

@@ -11,24 +11,45 @@ import pytest
 
 from avbench.record import load_record
 
-ARGS = ["run", "--model", "oracle-one", "--suite", "synth-mixed2", "--limit", "24", "--batch-size", "5", "--allow-small-n", "--workers", "0"]
+ARGS = [
+    "run",
+    "--model",
+    "oracle-one",
+    "--suite",
+    "synth-mixed2",
+    "--limit",
+    "24",
+    "--batch-size",
+    "5",
+    "--allow-small-n",
+    "--workers",
+    "0",
+]
 
 
 @pytest.mark.timeout(900)
 def test_two_ranks_match_one_process(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    single = subprocess.run([sys.executable, "-m", "avbench", *ARGS, "--out", tmp_path / "one", "--cache-dir", tmp_path / "c1"],
-                            capture_output=True, text=True, env=env)
+    single = subprocess.run(
+        [sys.executable, "-m", "avbench", *ARGS, "--out", tmp_path / "one", "--cache-dir", tmp_path / "c1"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert single.returncode == 0, single.stderr
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517"]
-    double = subprocess.run([*torchrun, "-m", "avbench", *ARGS, "--out", tmp_path / "two", "--cache-dir", tmp_path / "c2"],
-                            capture_output=True, text=True, env=env)
+    double = subprocess.run(
+        [*torchrun, "-m", "avbench", *ARGS, "--out", tmp_path / "two", "--cache-dir", tmp_path / "c2"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert double.returncode == 0, double.stderr
 
     one, two = load_record(tmp_path / "one"), load_record(tmp_path / "two")
     assert (one.world_size, two.world_size) == (1, 2)
     assert [m.name for m in one.metrics] == [m.name for m in two.metrics]
-    for a, b in zip(one.metrics, two.metrics):
+    for a, b in zip(one.metrics, two.metrics, strict=True):
         assert b.value == pytest.approx(a.value, rel=1e-6, abs=1e-9), a.name
     items_one = pd.read_csv(tmp_path / "one" / "items.csv").sort_values(["task", "item"]).reset_index(drop=True)
     items_two = pd.read_csv(tmp_path / "two" / "items.csv").sort_values(["task", "item"]).reset_index(drop=True)

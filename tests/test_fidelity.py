@@ -1,7 +1,7 @@
 """FID / KID / IS parity with torch-fidelity's own `calculate_metrics`, plus the statistics in closed form.
 
 The Inception weights are random (no download), fixed so they discriminate
-(platform.md, "Random Inception weights collapse"): BatchNorm statistics are
+(a freshly initialised Inception maps every input to nearly one feature): BatchNorm statistics are
 recomputed on random batches and the final fc is scaled by 0.02. Each folder
 mixes 64, 128 and 512 px images (never 299) in runs aligned with the batch
 size, so torch-fidelity's DataLoader can batch them. Inception runs at a few
@@ -22,7 +22,7 @@ import typer
 from PIL import Image
 from typer.testing import CliRunner
 
-from avbench import folders, registry
+from avbench import image_folders, registry
 from avbench.backbones.base import BackboneSpec
 from avbench.backbones.catalog import INCEPTION_V3_COMPAT
 from avbench.backbones.inception import load_inception
@@ -47,7 +47,10 @@ def random_inception_weights(path: Path) -> Path:
 
     empty = path.with_name("empty.pth")
     torch.save({}, empty)
-    with torch.random.fork_rng(), mock.patch.object(FeatureExtractorInceptionV3, "load_state_dict", lambda self, state: None):
+    with (
+        torch.random.fork_rng(),
+        mock.patch.object(FeatureExtractorInceptionV3, "load_state_dict", lambda self, state: None),
+    ):
         torch.manual_seed(20240601)
         net = FeatureExtractorInceptionV3(BACKBONE, ["logits"], feature_extractor_weights_path=str(empty))
         batchnorms = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
@@ -112,13 +115,25 @@ def torch_fidelity_run(setup):
 
     cache = setup["root"] / "tf-cache"
     metrics = torch_fidelity.calculate_metrics(
-        input1=str(setup["generated"]), input2=str(setup["reference"]), cuda=False, isc=True, fid=True, kid=True,
-        kid_subset_size=KID_SUBSET, batch_size=PER_SIZE, feature_extractor_weights_path=str(setup["weights"]),
-        verbose=False, save_cpu_ram=True, cache_root=str(cache), input1_cache_name="generated", input2_cache_name="reference",
+        input1=str(setup["generated"]),
+        input2=str(setup["reference"]),
+        cuda=False,
+        isc=True,
+        fid=True,
+        kid=True,
+        kid_subset_size=KID_SUBSET,
+        batch_size=PER_SIZE,
+        feature_extractor_weights_path=str(setup["weights"]),
+        verbose=False,
+        save_cpu_ram=True,
+        cache_root=str(cache),
+        input1_cache_name="generated",
+        input2_cache_name="reference",
     )
     features = {
         (which, layer): torch.load(cache / f"{which}-{BACKBONE}-features-{layer}.pt").numpy()
-        for which in ("generated", "reference") for layer in ("2048", "logits_unbiased")
+        for which in ("generated", "reference")
+        for layer in ("2048", "logits_unbiased")
     }
     return metrics, features
 
@@ -129,7 +144,7 @@ def cli_run(setup):
     import json
 
     captured = {}
-    real = folders.encode_files
+    real = image_folders.encode_files
 
     def recording(files, extractor, batch_size):
         out = real(files, extractor, batch_size)
@@ -138,10 +153,23 @@ def cli_run(setup):
 
     app = typer.Typer()
     app.command()(fidelity_cli.fidelity)
-    args = [str(setup["generated"]), str(setup["reference"]), "--metrics", "fid,kid,is", "--weights", str(setup["weights"]),
-            "--json", "--batch-size", str(PER_SIZE), "--device", "cpu", "--kid-subset-size", str(KID_SUBSET)]
+    args = [
+        str(setup["generated"]),
+        str(setup["reference"]),
+        "--metrics",
+        "fid,kid,is",
+        "--weights",
+        str(setup["weights"]),
+        "--json",
+        "--batch-size",
+        str(PER_SIZE),
+        "--device",
+        "cpu",
+        "--kid-subset-size",
+        str(KID_SUBSET),
+    ]
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(folders, "encode_files", recording)
+        patch.setattr(image_folders, "encode_files", recording)
         result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout), captured
@@ -218,8 +246,10 @@ def test_kid_small_n_fails_clearly_unless_allowed(torch_fidelity_run):
         metric.compute(inputs, {"backbone": BACKBONE, "metrics": ["kid"]})
     [kid] = metric.compute(inputs, {"backbone": BACKBONE, "metrics": ["kid"], "allow_small_n": True})
     expected = kid_features_to_metric(
-        torch.from_numpy(features[("generated", "2048")]), torch.from_numpy(features[("reference", "2048")]),
-        kid_subset_size=60, verbose=False,
+        torch.from_numpy(features[("generated", "2048")]),
+        torch.from_numpy(features[("reference", "2048")]),
+        kid_subset_size=60,
+        verbose=False,
     )
     assert kid.name == f"KID[{BACKBONE}]" and kid.details["subset_size"] == 60 and kid.details["small_n"]
     assert "shrunk from 1000 to 60" in kid.details["note"]
@@ -230,7 +260,9 @@ def test_names_carry_the_backbone_and_is_needs_inception():
     ensure_backbone("clip-vit-test", BackboneSpec("clip-vit-test", "clip", None, "", "x:y"))
     ensure_backbone("clip-test-synth", BackboneSpec("clip-test-synth", "clip", None, "", "x:y"))
     rng = np.random.default_rng(0)
-    inputs = FakeInputs({("generated", "embedding"): rng.normal(size=(40, 8)), ("reference", "embedding"): rng.normal(1, 1, (40, 8))})
+    inputs = FakeInputs(
+        {("generated", "embedding"): rng.normal(size=(40, 8)), ("reference", "embedding"): rng.normal(1, 1, (40, 8))}
+    )
     metric = F.FidelityMetric()
     options = {"metrics": ["fd", "kid"], "kid_subset_size": 20}
     names = [v.name for v in metric.compute(inputs, {"backbone": "clip-vit-test", **options})]
@@ -284,7 +316,9 @@ def test_gaussian_stats_chunked_and_merged_equal_one_shot(tmp_path):
     np.testing.assert_allclose(merged.mu, one.mu, rtol=1e-12)
     np.testing.assert_allclose(merged.sigma, one.sigma, rtol=1e-10, atol=1e-14)
     other = rng.gamma(2.0, 0.35, size=(400, 16))
-    assert F.fd_from_stats(merged, F.GaussianStats.of(other)) == pytest.approx(F.fid_from_features(features, other), rel=1e-10)
+    assert F.fd_from_stats(merged, F.GaussianStats.of(other)) == pytest.approx(
+        F.fid_from_features(features, other), rel=1e-10
+    )
     for suffix in (".npz", ".safetensors"):
         path = tmp_path / f"stats{suffix}"
         merged.to_file(path, metadata={"backbone": BACKBONE, "n": 503})

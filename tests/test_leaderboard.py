@@ -11,7 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import avbench.tables as lb
+import avbench.leaderboards as lb
+from avbench.defaults import SCHEMA_VERSION
 from avbench.errors import RecordError
 from avbench.latex import latex_escape
 from avbench.record import Counts, MetricEntry, ModelInfo, Record, SuiteInfo, dumps
@@ -20,23 +21,50 @@ SUITE = "synth-mixed2"
 R1, FID = "R@1[clip-synth]", "FID[inception-v3-compat]"
 
 
-def entry(name: str, value: float | None, higher: bool, half: float | None = None, n: int = 20, skipped: int = 0) -> MetricEntry:
+def entry(
+    name: str, value: float | None, higher: bool, half: float | None = None, n: int = 20, skipped: int = 0
+) -> MetricEntry:
     return MetricEntry(
-        name=name, value=value, higher_is_better=higher, backbone=name.split("[")[1][:-1], metric="test",
-        task="generate", protocol=1, n=n, skipped=skipped,
-        ci_low=None if half is None else value - half, ci_high=None if half is None else value + half,
+        name=name,
+        value=value,
+        higher_is_better=higher,
+        backbone=name.split("[")[1][:-1],
+        metric="test",
+        task="generate",
+        protocol=1,
+        n=n,
+        skipped=skipped,
+        ci_low=None if half is None else value - half,
+        ci_high=None if half is None else value + half,
     )
 
 
-def record(model: str, metrics: list[MetricEntry], suite: str = SUITE, manifest: str = "a" * 64,
-           checkpoint: str | None = None, failed: int = 0, effective: int = 20, run: str | None = None) -> Record:
+def record(
+    model: str,
+    metrics: list[MetricEntry],
+    suite: str = SUITE,
+    manifest: str = "a" * 64,
+    checkpoint: str | None = None,
+    failed: int = 0,
+    effective: int = 20,
+    run: str | None = None,
+    spec: str = "c" * 64,
+) -> Record:
     return Record(
-        schema_version=1, avbench_version="0.1.0", created="2026-01-01T00:00:00Z",
+        schema_version=SCHEMA_VERSION,
+        avbench_version="0.1.0",
+        created="2026-01-01T00:00:00Z",
         run_key=run or (model.encode().hex() + "0" * 64)[:64],
         model=ModelInfo(model, "1", "m:M", None, checkpoint, False),
-        suite=SuiteInfo(suite, "1", 1, f"{suite}.jsonl", manifest, "b" * 64, "synthetic"),
-        tasks=["generate"], seed=0, n=Counts(original=20, effective=effective, failed=failed),
-        metrics=metrics, bootstrap={"resamples": 1000, "seed": 0}, device="cpu", batch_size=8,
+        suite=SuiteInfo(suite, "1", 1, f"{suite}.jsonl", manifest, "b" * 64, "synthetic", spec),
+        tasks=["generate"],
+        seed=0,
+        n=Counts(original=20, effective=effective, failed=failed),
+        metrics=metrics,
+        item_scores_sha256="d" * 64,
+        bootstrap={"resamples": 1000, "seed": 0},
+        device="cpu",
+        batch_size=8,
     )
 
 
@@ -55,10 +83,7 @@ def write_reported(directory: Path, text: str) -> Path:
     return directory
 
 
-REPORTED = (
-    "suite,model,metric,value,source,note\n"
-    f"{SUITE},PaperNet,{R1},0.99,doe2024paper,from Table 2\n"
-)
+REPORTED = f"suite,model,metric,value,source,note\n{SUITE},PaperNet,{R1},0.99,doe2024paper,from Table 2\n"
 
 
 def markdown_row(text: str, model: str) -> list[str]:
@@ -80,8 +105,10 @@ def test_one_row_per_model_with_counts(three):
 
 
 def test_same_model_name_is_told_apart_by_checkpoint():
-    records = [record("s2s", [entry(R1, 0.3, True)], checkpoint="12345678" + "0" * 56, run="1" * 64),
-               record("s2s", [entry(R1, 0.4, True)], checkpoint="abcdef01" + "0" * 56, run="2" * 64)]
+    records = [
+        record("s2s", [entry(R1, 0.3, True)], checkpoint="12345678" + "0" * 56, run="1" * 64),
+        record("s2s", [entry(R1, 0.4, True)], checkpoint="abcdef01" + "0" * 56, run="2" * 64),
+    ]
     assert list(lb.leaderboard(records)["model"]) == ["s2s (12345678)", "s2s (abcdef01)"]
 
 
@@ -109,9 +136,18 @@ def test_latex_table(three, tmp_path):
     reported = lb.load_reported(write_reported(tmp_path, REPORTED))
     tex = lb.to_latex(lb.long_table(records, reported=reported), caption="R@1 & FID, 95% CI", label="tab:main")
     lines = tex.splitlines()
-    assert lines[:5] == [r"\begin{table}[t]", r"\centering", r"\caption{R@1 \& FID, 95\% CI}", r"\label{tab:main}",
-                         r"\begin{tabular}{lrrccl}"]
-    assert lines[6] == r"Model & $n$ & Failed & R@1{[}clip-synth{]} $\uparrow$ & FID{[}inception-v3-compat{]} $\downarrow$ & Source \\"
+    assert lines[:5] == [
+        r"\begin{table}[t]",
+        r"\centering",
+        r"\caption{R@1 \& FID, 95\% CI}",
+        r"\label{tab:main}",
+        r"\begin{tabular}{lrrccl}",
+    ]
+    assert (
+        lines[6]
+        == r"Model & $n$ & Failed & R@1{[}clip-synth{]} $\uparrow$ & FID{[}inception-v3-compat{]} $\downarrow$ "
+        r"& Source \\"
+    )
     assert r"good & 20 & 0 & \textbf{0.800 $\pm$ 0.050} & \underline{30.00} &  \\" in lines
     assert r"mid & 20 & 2 & \underline{0.500 $\pm$ 0.050} & \textbf{10.00} &  \\" in lines
     assert r"bad & 20 & 0 & 0.100 $\pm$ 0.050 & 50.00 &  \\" in lines
@@ -134,10 +170,18 @@ def test_latex_compiles(three, tmp_path):
     reported = lb.load_reported(write_reported(tmp_path / "rep", REPORTED))
     table = lb.to_latex(lb.long_table(records, reported=reported), caption="Main results", label="tab:main")
     (tmp_path / "doc.tex").write_text(
-        "\\documentclass{article}\n\\usepackage{booktabs}\n\\begin{document}\n" + table
-        + "\\begin{thebibliography}{1}\\bibitem{doe2024paper} Doe.\\end{thebibliography}\n\\end{document}\n", "utf-8")
-    done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        "\\documentclass{article}\n\\usepackage{booktabs}\n\\begin{document}\n"
+        + table
+        + "\\begin{thebibliography}{1}\\bibitem{doe2024paper} Doe.\\end{thebibliography}\n\\end{document}\n",
+        "utf-8",
+    )
+    done = subprocess.run(
+        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stdout[-2000:]
 
 
@@ -147,7 +191,14 @@ def test_csv_is_long_and_round_trips(three):
     assert list(frame.columns) == lb.CSV_FIELDS
     assert len(frame) == 6
     row = frame[(frame["model"] == "mid") & (frame["metric"] == R1)].iloc[0]
-    assert (row["value"], row["lo"], row["hi"], row["n"], row["failed"], row["kind"]) == (0.5, 0.45, 0.55, 20, 2, "reproduced")
+    assert (row["value"], row["lo"], row["hi"], row["n"], row["failed"], row["kind"]) == (
+        0.5,
+        0.45,
+        0.55,
+        20,
+        2,
+        "reproduced",
+    )
     assert frame[frame["metric"] == FID]["lo"].isna().all()  # no interval was recorded: none invented
 
 
@@ -162,23 +213,32 @@ def test_reported_rows_are_separate_and_marked(three, tmp_path):
     assert markdown_row(text, "PaperNet") == ["PaperNet", "reported", "doe2024paper", "", "", "0.990", ""]
     assert markdown_row(text, "good")[5] == "**0.800 ± 0.050**"
     assert [line.split("|")[1].strip() for line in text.splitlines() if line.startswith("|")][2:] == [
-        "good", "mid", "bad", "PaperNet"]
+        "good",
+        "mid",
+        "bad",
+        "PaperNet",
+    ]
 
 
 def test_reported_metric_with_other_backbone_gets_its_own_column(three, tmp_path):
-    directory = write_reported(tmp_path, REPORTED.splitlines()[0] + "\n"
-                               f"{SUITE},PaperNet,FID[inception-v3-cleanfid],12.5,doe2024paper,clean-fid\n")
+    directory = write_reported(
+        tmp_path,
+        REPORTED.splitlines()[0] + f"\n{SUITE},PaperNet,FID[inception-v3-cleanfid],12.5,doe2024paper,clean-fid\n",
+    )
     board = lb.leaderboard(three, reported=directory, columns=["FID"])
     assert list(board.columns[-2:]) == [FID, "FID[inception-v3-cleanfid]"]
     assert board["FID[inception-v3-cleanfid]"].notna().tolist() == [False, False, False, True]
     assert "FID[inception-v3-cleanfid] ↓" in lb.to_markdown(lb.long_table(three, reported=directory))
 
 
-@pytest.mark.parametrize("line, message", [
-    (f"{SUITE},X,{R1},,k,\n", "not a finite number"),
-    (f"{SUITE},X,R@1,0.5,k,\n", "must name its backbone"),
-    (f"{SUITE},X,{R1},0.5,bad key,\n", "citation key"),
-])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        (f"{SUITE},X,{R1},,k,\n", "not a finite number"),
+        (f"{SUITE},X,R@1,0.5,k,\n", "must name its backbone"),
+        (f"{SUITE},X,{R1},0.5,bad key,\n", "citation key"),
+    ],
+)
 def test_bad_reported_lines_are_refused(tmp_path, line, message):
     with pytest.raises(RecordError, match=message):
         lb.load_reported(write_reported(tmp_path, "suite,model,metric,value,source,note\n" + line))
@@ -203,8 +263,10 @@ def test_mismatching_suites_are_refused(three):
 
 
 def test_failures_and_partial_runs_are_visible():
-    records = [record("a", [entry(R1, 0.5, True, skipped=2, n=18)], failed=2),
-               record("b", [entry(R1, 0.4, True)], effective=15)]
+    records = [
+        record("a", [entry(R1, 0.5, True, skipped=2, n=18)], failed=2),
+        record("b", [entry(R1, 0.4, True)], effective=15),
+    ]
     text = lb.to_markdown(lb.long_table(records))
     assert markdown_row(text, "a") == ["a", "20", "2", "**0.500** †"]
     assert markdown_row(text, "b") == ["b", "15/20", "0", "0.400"]

@@ -15,19 +15,16 @@ HEAVY = ("torch", "torchvision", "open_clip", "torch_fidelity")
 # Runs in a fresh interpreter so modules other tests imported do not count.
 CODE = """
 import json, sys
-from importlib.metadata import distribution
-
-from avbench import weights
+from avbench import builtins, weights
 from avbench.registry import backbones
 
-declared = distribution("avbench").entry_points
 specs = {}
-for point in declared.select(group="avbench.backbones"):
-    spec = backbones.get(point.name)
-    specs[point.name] = spec.weights
+for name in builtins.BACKBONES:
+    spec = backbones.get(name)
+    specs[name] = spec.weights
     if spec.weights is not None:
         weights.entry(spec.weights)
-weights_declared = [point.name for point in declared.select(group=weights.GROUP)]
+weights_declared = list(builtins.WEIGHTS)
 hashes = {name: weights.pinned_sha256(name) for name in weights.names() if weights.entry(name).pinned}
 print(json.dumps({
     "backbones": specs,
@@ -43,8 +40,14 @@ def test_registry_entries_resolve_without_heavy_imports():
     done = subprocess.run([sys.executable, "-c", CODE], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
-    assert {"clip-vit-b32-openai", "clip-vit-l14-openai", "inception-v3-compat", "inception-v3-vggsound",
-            "clip-synth", "audio-synth"} <= set(result["backbones"])
+    assert {
+        "clip-vit-b32-openai",
+        "clip-vit-l14-openai",
+        "inception-v3-compat",
+        "inception-v3-vggsound",
+        "clip-synth",
+        "audio-synth",
+    } <= set(result["backbones"])
     assert {"clip-synth", "audio-synth"} <= set(result["weights_declared"]) <= set(result["weights"])
     assert {"clip-synth", "audio-synth", "inception-v3-compat"} <= set(result["hashes"])
     assert result["heavy"] == [], f"reading registry entries imported {result['heavy']}"

@@ -3,8 +3,8 @@ import os
 
 import pytest
 
-from avbench.data.manifest import dump_items, parse_manifest, resolve_inside
 from avbench.errors import DataError, ManifestError
+from avbench.suites.manifest import dump_items, parse_manifest, resolve_inside
 
 
 def _item(**overrides):
@@ -45,7 +45,10 @@ def test_valid_manifest_round_trips():
         ({"sources": [{"clip": "a", "label": "dog barking"}]}, "line 2: sources\\[0\\]: missing field 'path'"),
         ({"sources": [{"clip": "a", "label": "cat", "path": "a.wav"}]}, "sources\\[0\\]: field 'label'"),
         ({"sources": [{"clip": "a", "path": "a.wav", "start": -1}]}, "sources\\[0\\]: field 'start' must be >= 0"),
-        ({"sources": [{"clip": "a", "path": "a.wav", "gain_db": float("nan")}]}, "field 'gain_db' must be a finite number"),
+        (
+            {"sources": [{"clip": "a", "path": "a.wav", "gain_db": float("nan")}]},
+            "field 'gain_db' must be a finite number",
+        ),
     ],
 )
 def test_bad_fields_name_the_line_and_field(overrides, message):

@@ -1,9 +1,9 @@
 """`avbench data prepare` and `data check` on tiny generated videos (needs ffmpeg)."""
 
 import json
-from dataclasses import astuple
 import shutil
 import subprocess
+from dataclasses import astuple
 
 import numpy as np
 import pytest
@@ -12,11 +12,11 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from avbench.cli.data import app
-from avbench.data import prepare as prepare_module
-from avbench.data.files import FileSource
-from avbench.data.manifest import dump_items, sha256_bytes
-from avbench.data.suite import load_suite, read_suite_file
 from avbench.errors import DataError, SuiteError
+from avbench.items import prepare as prepare_module
+from avbench.items.files import FileSource
+from avbench.suites.manifest import dump_items, sha256_bytes
+from avbench.suites.spec import load_suite, read_suite_file
 
 pytestmark = pytest.mark.skipif(
     shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None,
@@ -27,7 +27,12 @@ CLIPS = {  # clip id -> (video file name, audio source, colour, seconds)
     "redclip": ("redclip.mp4", "sine=frequency=440:sample_rate=44100", "red", 2.0),
     "abcdefghijk_000004": ("abcdefghijk_4_14.mkv", "sine=frequency=880:sample_rate=22050", "blue", 2.0),
     # an LLP-style id whose video is the full YouTube video: the clip is the segment [1, 3)
-    "-bcdefghijk_1_3": ("-bcdefghijk.mp4", "aevalsrc='0.5*sin(2*PI*if(between(t,1,3),600,200)*t)':s=16000", "green", 8.0),
+    "-bcdefghijk_1_3": (
+        "-bcdefghijk.mp4",
+        "aevalsrc='0.5*sin(2*PI*if(between(t,1,3),600,200)*t)':s=16000",
+        "green",
+        8.0,
+    ),
     # an LLP-style id whose video is already trimmed to its segment (MACS names it by YouTube id)
     "_cdefghijkl_30_32": ("_cdefghijkl.mp4", "sine=frequency=300:sample_rate=16000", "yellow", 2.0),
 }
@@ -38,13 +43,19 @@ FREQUENCIES = {"redclip": 440, "abcdefghijk_000004": 880, "-bcdefghijk_1_3": 600
 def make_video(path, audio, colour, seconds):
     subprocess.run(
         ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", f"{audio}:d={seconds}",
-         "-f", "lavfi", "-i", f"color=c={colour}:s=64x48:d={seconds}:r=10", "-shortest", "-pix_fmt", "yuv420p", str(path)],
+         "-f", "lavfi", "-i", f"color=c={colour}:s=64x48:d={seconds}:r=10", "-shortest", "-pix_fmt", "yuv420p",
+         str(path)],
         check=True,
     )  # fmt: skip
 
 
 def source(clip, label):
-    return {"clip": clip, "label": label, "path": f"audio/{clip}.wav", "frame": {"path": f"frames/{clip}.jpg", "rule": "middle"}}
+    return {
+        "clip": clip,
+        "label": label,
+        "path": f"audio/{clip}.wav",
+        "frame": {"path": f"frames/{clip}.jpg", "rule": "middle"},
+    }
 
 
 @pytest.fixture(scope="module")
@@ -52,12 +63,14 @@ def workspace(tmp_path_factory):
     base = tmp_path_factory.mktemp("prepare")
     videos = base / "videos" / "nested"
     videos.mkdir(parents=True)
-    for clip, (name, audio, colour, seconds) in CLIPS.items():
+    for name, audio, colour, seconds in CLIPS.values():
         make_video(videos / name, audio, colour, seconds)
     items = [
-        {"id": "two-sources", "seed": 1, "labels": ["a", "b"], "mix": "mean", "sources": [source("redclip", "a"), source("abcdefghijk_000004", "b")]},
+        {"id": "two-sources", "seed": 1, "labels": ["a", "b"], "mix": "mean",
+         "sources": [source("redclip", "a"), source("abcdefghijk_000004", "b")]},
         {"id": "segment", "seed": 2, "labels": ["c"], "sources": [source("-bcdefghijk_1_3", "c")]},
-        {"id": "item-frame", "seed": 3, "labels": ["a", "c"], "frame": {"path": "frames/_cdefghijkl_30_32.jpg", "rule": "middle"},
+        {"id": "item-frame", "seed": 3, "labels": ["a", "c"],
+         "frame": {"path": "frames/_cdefghijkl_30_32.jpg", "rule": "middle"},
          "sources": [{"clip": "_cdefghijkl_30_32", "label": None, "path": "audio/_cdefghijkl_30_32.wav"}]},
         {"id": "no-video", "seed": 4, "labels": ["b"], "sources": [source("nothere0000_000010", "b")]},
     ]  # fmt: skip
@@ -65,7 +78,8 @@ def workspace(tmp_path_factory):
     (base / "prep-test.jsonl").write_bytes(manifest)
     spec = {"name": "prep-test", "version": "1.0.0", "protocol": 1, "tasks": ["generate"], "sample_rate": RATE,
             "clip_seconds": SECONDS, "classes": ["a", "b", "c"], "manifest": "prep-test.jsonl",
-            "manifest_sha256": sha256_bytes(manifest), "data": "files", "dataset": "test videos", "metrics": []}  # fmt: skip
+            "manifest_sha256": sha256_bytes(manifest), "data": "files", "dataset": "test videos",
+            "metrics": []}  # fmt: skip
     (base / "prep-test.json").write_text(json.dumps(spec))
     return base
 
@@ -77,7 +91,9 @@ def dominant_frequency(wave):
 
 def test_prepare_extracts_audio_and_middle_frames_then_check_reports_the_missing_clip(workspace):
     spec, root = str(workspace / "prep-test.json"), workspace / "root"
-    result = CliRunner().invoke(app, ["prepare", spec, "--videos", str(workspace / "videos"), "--data-root", str(root), "--jobs", "2"])
+    result = CliRunner().invoke(
+        app, ["prepare", spec, "--videos", str(workspace / "videos"), "--data-root", str(root), "--jobs", "2"]
+    )
     assert result.exit_code == 0, result.output
     assert "4 prepared, 0 already there, 1 without a video, 0 failed" in result.output
     assert "nothere0000_000010" in result.output
@@ -134,7 +150,10 @@ def test_a_broken_video_fails_its_clip_with_a_message(workspace, tmp_path):
     videos = tmp_path / "videos"
     videos.mkdir()
     (videos / "redclip.mp4").write_bytes(b"this is not a video")
-    result = CliRunner().invoke(app, ["prepare", str(workspace / "prep-test.json"), "--videos", str(videos), "--data-root", str(tmp_path / "root")])
+    result = CliRunner().invoke(
+        app,
+        ["prepare", str(workspace / "prep-test.json"), "--videos", str(videos), "--data-root", str(tmp_path / "root")],
+    )
     assert result.exit_code == 1
     assert "failed redclip:" in result.output and "redclip.mp4" in result.output and "ffprobe failed" in result.output
     assert not list((tmp_path / "root").rglob("*.wav")) and not list((tmp_path / "root").rglob(".*"))

@@ -19,12 +19,12 @@ from typer.testing import CliRunner
 
 import avbench
 from avbench.cli import app
-from avbench.data.manifest import sha256_bytes
-from avbench.data.suite import load_suite, read_suite_file
 from avbench.models.sanity import OracleModel
 from avbench.report import build_report
 from avbench.report.plots import per_class_means
 from avbench.report.runs import load_run
+from avbench.suites.manifest import sha256_bytes
+from avbench.suites.spec import load_suite, read_suite_file
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -55,13 +55,21 @@ def built(tmp_path_factory):
     runs = []
     for suite in SUITES:
         for model in MODELS:
-            avbench.evaluate(model, suite, out=root / suite / model, cache_dir=root / "cache", limit=N_ITEMS, allow_small_n=True)
+            avbench.evaluate(
+                model, suite, out=root / suite / model, cache_dir=root / "cache", limit=N_ITEMS, allow_small_n=True
+            )
             runs.append(root / suite / model)
-    avbench.evaluate(FlakyOracle(), "synth-sep", out=root / "flaky", cache_dir=root / "cache", limit=N_ITEMS, on_error="skip")
+    avbench.evaluate(
+        FlakyOracle(), "synth-sep", out=root / "flaky", cache_dir=root / "cache", limit=N_ITEMS, on_error="skip"
+    )
     runs.append(root / "flaky")
     index = build_report(runs, root / "out")
-    pages = {(suite, model): index.parent / f"{k:02d}-{model}.html" for k, (suite, model) in
-             enumerate([(s, m) for s in SUITES for m in MODELS] + [("synth-sep", "flaky-oracle")], start=1)}
+    pages = {
+        (suite, model): index.parent / f"{k:02d}-{model}.html"
+        for k, (suite, model) in enumerate(
+            [(s, m) for s in SUITES for m in MODELS] + [("synth-sep", "flaky-oracle")], start=1
+        )
+    }
     return root, runs, index, pages
 
 
@@ -95,9 +103,21 @@ def parse(path: Path) -> Page:
 
 
 def chromium(profile: Path, target: str, *extra: str) -> str:
-    command = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync",
-               f"--user-data-dir={profile}", "--virtual-time-budget=5000", *extra, target]
+    command = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        "--virtual-time-budget=5000",
+        *extra,
+        target,
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout
@@ -136,11 +156,14 @@ def test_leaderboard_shows_each_record_value(built):
         record = avbench.load_record(run)
         row = next(r for r in re.findall(r"<tr>(.*?)</tr>", table, re.S) if f">{record.model.name}</a>" in r)
         cells = [html.unescape(re.sub(r"<.*?>", "", c)) for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
-        for name, cell in zip(header, cells):
+        for name, cell in zip(header, cells, strict=False):
             if "[" in name:
                 shown = cell.split("±")[0].strip(" †")
                 places = len(shown.split(".")[1]) if "." in shown else 0
-                assert float(shown) == pytest.approx(record.metric(name).value, abs=0.51 * 10 ** -places), (record.model.name, name)
+                assert float(shown) == pytest.approx(record.metric(name).value, abs=0.51 * 10**-places), (
+                    record.model.name,
+                    name,
+                )
 
 
 def test_default_order_is_worst_first_by_the_first_metric(built):
@@ -152,7 +175,10 @@ def test_default_order_is_worst_first_by_the_first_metric(built):
         values = table.groupby("item")[first.name].max()
         manifest = {item.id: k for k, item in enumerate(load_suite(record.suite.name).items)}
         sign = 1 if first.higher_is_better else -1
-        expected = sorted(values.index, key=lambda i: (0, 0, manifest[i]) if math.isnan(values[i]) else (1, sign * values[i], manifest[i]))
+        expected = sorted(
+            values.index,
+            key=lambda i: (0, 0, manifest[i]) if math.isnan(values[i]) else (1, sign * values[i], manifest[i]),
+        )
         page = parse(pages[(record.suite.name, record.model.name)])
         assert [r["order"] for r in page.rows] == [manifest[i] for i in expected]
         shown = [r["values"][0] for r in page.rows]
@@ -183,13 +209,18 @@ def test_per_class_values_match_items_table_joined_with_labels(built):
         got = per_class_means(view, metric)
         for label, (mean, count) in got.items():
             if count:
-                assert mean == pytest.approx(expected.loc[label, "mean"], rel=1e-12) and count == expected.loc[label, "count"]
+                assert (
+                    mean == pytest.approx(expected.loc[label, "mean"], rel=1e-12)
+                    and count == expected.loc[label, "count"]
+                )
             else:
                 assert label not in expected.index
 
 
 @needs_chromium
-@pytest.mark.parametrize("suite, images_per_item, audio_per_item", [("synth-mixed2", 1 + 1 + 2, 1), ("synth-sep", 1 + 2, 1 + 2)])
+@pytest.mark.parametrize(
+    "suite, images_per_item, audio_per_item", [("synth-mixed2", 1 + 1 + 2, 1), ("synth-sep", 1 + 2, 1 + 2)]
+)
 def test_run_page_media_load_in_chromium(built, tmp_path, suite, images_per_item, audio_per_item):
     root, runs, index, pages = built
     summary = media_summary(chromium(tmp_path / "profile", pages[(suite, "random")].as_uri(), "--dump-dom"))
@@ -237,8 +268,12 @@ def hostile_suite(folder: Path) -> Path:
     manifest = suite.manifest_bytes().decode("utf-8").replace(json.dumps(victim), json.dumps(HOSTILE)).encode("utf-8")
     (folder / "hostile.jsonl").write_bytes(manifest)
     spec = json.loads(Path(suite.spec_dir, "synth-sep.json").read_text("utf-8"))
-    spec.update(name=HOSTILE, manifest="hostile.jsonl", manifest_sha256=sha256_bytes(manifest),
-                classes=[HOSTILE if c == victim else c for c in suite.classes])
+    spec.update(
+        name=HOSTILE,
+        manifest="hostile.jsonl",
+        manifest_sha256=sha256_bytes(manifest),
+        classes=[HOSTILE if c == victim else c for c in suite.classes],
+    )
     path = folder / "hostile.json"
     path.write_text(json.dumps(spec), "utf-8")
     return path
@@ -279,3 +314,25 @@ def test_cli_limits_the_items_shown(built, tmp_path):
     assert len(page.rows) == 5 and "Showing the 5 worst of 12 items; 7 not shown." in "".join(page.text)
     full = parse(pages[("synth-mixed2", "oracle")])
     assert [r["order"] for r in page.rows] == [r["order"] for r in full.rows[:5]]
+
+
+def test_a_later_report_removes_the_pages_of_runs_it_no_longer_shows_and_nothing_else(built, tmp_path):
+    root, runs, _, _ = built
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")  # not the report's: never touched
+    build_report(runs[:2], out)
+    assert (out / "02-oracle-one.html").is_file()
+    build_report(runs[:1], out)
+    assert sorted(p.name for p in out.glob("*.html")) == ["01-oracle.html", "index.html"]
+    assert not (out / "02-oracle-one").exists() and (out / "notes.txt").read_text() == "mine"
+
+
+def test_a_record_file_is_read_with_the_table_it_names_not_its_folders(built, tmp_path):
+    root, runs, _, _ = built
+    folder = tmp_path / "x"
+    shutil.copytree(runs[0], folder)  # oracle's record.json and items.csv
+    shutil.copy(runs[2] / "record.json", folder / "random.record.json")
+    shutil.copy(runs[2] / "items.csv", folder / "random.items.csv")
+    assert load_run(folder / "random.record.json", {}).record.model.name == "random"
+    assert load_run(folder, {}).record.model.name == "oracle"

@@ -1,10 +1,12 @@
 import json
+import re
 from importlib import resources
 
 import pytest
 
-from avbench.data.suite import builtin_suite_names, load_suite, read_suite_file
+from avbench import builtins, registry
 from avbench.errors import SuiteError
+from avbench.suites.spec import builtin_suite_names, load_suite, read_suite_file
 
 
 def test_synthetic_suites_load_and_match_their_pinned_hash():
@@ -25,13 +27,13 @@ def test_unknown_suite_suggests():
 def test_tampered_manifest_is_refused(tmp_path):
     suite = load_suite("synth-sep")
     data = suite.manifest_bytes().replace(b"synth-sep-00000", b"synth-sep-99999", 1)
-    raw = json.loads((resources.files("avbench.data") / "suites" / "synth-sep.json").read_text())
+    raw = json.loads((resources.files("avbench.suites") / "specs" / "synth-sep.json").read_text())
     raw["name"] = "tampered"
     raw["manifest"] = "tampered.jsonl"
     (tmp_path / "tampered.jsonl").write_bytes(data)
     (tmp_path / "tampered.json").write_text(json.dumps(raw))
     with pytest.raises(SuiteError, match="was modified"):
-        read_suite_file(tmp_path / "tampered.json").items
+        _ = read_suite_file(tmp_path / "tampered.json").items
 
 
 @pytest.mark.parametrize(
@@ -45,7 +47,7 @@ def test_tampered_manifest_is_refused(tmp_path):
     ],
 )
 def test_bad_suite_specs_are_refused(tmp_path, change, message):
-    raw = json.loads((resources.files("avbench.data") / "suites" / "synth-sep.json").read_text())
+    raw = json.loads((resources.files("avbench.suites") / "specs" / "synth-sep.json").read_text())
     raw.update(change)
     (tmp_path / "s.json").write_text(json.dumps(raw))
     with pytest.raises(SuiteError, match=message):
@@ -54,3 +56,45 @@ def test_bad_suite_specs_are_refused(tmp_path, change, message):
 
 def test_builtin_names_include_the_synthetic_suites():
     assert {"synth-single", "synth-mixed2", "synth-sep"} <= set(builtin_suite_names())
+
+
+@pytest.mark.parametrize("name", sorted(builtins.SUITES))
+def test_every_builtin_suite_resolves_every_metric_option_and_backbone(name):
+    suite = load_suite(name)
+    for spec in suite.metrics:
+        metric = registry.metrics.get(spec.metric)
+        assert spec.task in metric.tasks
+        for option in set(spec.options) & metric.backbone_options:
+            assert registry.backbones.get(spec.options[option]).name == spec.options[option]
+
+
+def _spec_with_metric(tmp_path, metric: dict):
+    raw = json.loads((resources.files("avbench.suites") / "specs" / "synth-mixed2.json").read_text())
+    raw["metrics"] = [metric]
+    (tmp_path / "s.json").write_text(json.dumps(raw))
+    (tmp_path / raw["manifest"]).write_bytes(load_suite("synth-mixed2").manifest_bytes())
+    return str(tmp_path / "s.json")
+
+
+@pytest.mark.parametrize(
+    "metric, message",
+    [
+        ({"metric": "clip-retreival", "task": "generate"}, "Did you mean 'clip-retrieval'"),
+        (
+            {"metric": "clip-retrieval", "task": "generate", "options": {"backbone": "clip-synt"}},
+            "option 'backbone': unknown backbone 'clip-synt'. Did you mean 'clip-synth'",
+        ),
+        (
+            {"metric": "clip-retrieval", "task": "generate", "options": {"templtes": ["a {c}"]}},
+            "unknown option 'templtes'. Did you mean 'templates'",
+        ),
+        (
+            {"metric": "fidelity", "task": "generate", "options": {"kid_subset_size": "100"}},
+            "option 'kid_subset_size' has the wrong type",
+        ),
+        ({"metric": "separation", "task": "generate"}, "does not score task 'generate'"),
+    ],
+)
+def test_a_spec_naming_what_does_not_exist_is_refused_when_it_loads(tmp_path, metric, message):
+    with pytest.raises(SuiteError, match=re.escape(message)):
+        load_suite(_spec_with_metric(tmp_path, metric))

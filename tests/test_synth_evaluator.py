@@ -78,9 +78,14 @@ def test_zero_shot_recognises_fresh_objects(clip):
 def test_both_classes_of_fresh_scenes_rank_top_two(clip):
     rng = np.random.default_rng(3)
     pairs = [rng.choice(len(CLASSES), 2, replace=False) for _ in range(100)]
-    images = _images([WORLD.scene_image([CLASSES[a], CLASSES[b]], [FRESH + 2 * k, FRESH + 2 * k + 1]) for k, (a, b) in enumerate(pairs)])
+    images = _images(
+        [
+            WORLD.scene_image([CLASSES[a], CLASSES[b]], [FRESH + 2 * k, FRESH + 2 * k + 1])
+            for k, (a, b) in enumerate(pairs)
+        ]
+    )
     top2 = _class_scores(clip, images).topk(2, dim=1).indices.tolist()
-    assert np.mean([set(t) == {int(a), int(b)} for t, (a, b) in zip(top2, pairs)]) >= 0.8
+    assert np.mean([set(t) == {int(a), int(b)} for t, (a, b) in zip(top2, pairs, strict=True)]) >= 0.8
 
 
 def test_noise_is_not_confidently_classified(clip):
@@ -110,9 +115,9 @@ def test_mixture_audio_matches_its_own_scene_best(clip, audio):
     rng = np.random.default_rng(4)
     pairs = [rng.choice(len(CLASSES), 2, replace=False) for _ in range(40)]
     seeds = [(FRESH + 500 + 2 * k, FRESH + 501 + 2 * k) for k in range(len(pairs))]
-    scenes = _images([WORLD.scene_image([CLASSES[a], CLASSES[b]], s) for (a, b), s in zip(pairs, seeds)])
+    scenes = _images([WORLD.scene_image([CLASSES[a], CLASSES[b]], s) for (a, b), s in zip(pairs, seeds, strict=True)])
     mixes = []
-    for (a, b), (sa, sb) in zip(pairs, seeds):
+    for (a, b), (sa, sb) in zip(pairs, seeds, strict=True):
         waves = [WORLD.source_audio(CLASSES[a], sa), WORLD.source_audio(CLASSES[b], sb)]
         mixes.append(np.mean([w / np.sqrt(np.mean(w**2)) for w in waves], axis=0).astype(np.float32))
     a = F.normalize(audio.encode_audio(torch.from_numpy(np.stack(mixes))), dim=-1)

@@ -7,8 +7,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from avbench.data.manifest import dump_items, parse_manifest
 from avbench.errors import DataError, SuiteError
+from avbench.suites.manifest import dump_items, parse_manifest
 from avbench.synth.world import (
     CLASSES,
     MANIFEST_SEED_LIMIT,
@@ -78,7 +78,7 @@ def test_scene_contains_both_objects_colours_and_not_an_absent_ones():
         a, b, absent = rng.choice(len(CLASSES), 3, replace=False)
         labels, seeds = [CLASSES[a], CLASSES[b]], [trial, trial + 100]
         scene = WORLD.scene_image(labels, seeds)
-        for label, seed in zip(labels, seeds):
+        for label, seed in zip(labels, seeds, strict=True):
             colour = WORLD.object_colour(label, seed)
             assert _colour_count(WORLD.object_image(label, seed), colour) >= 20
             assert _colour_count(scene, colour) >= 8, (labels, label)

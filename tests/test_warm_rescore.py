@@ -1,4 +1,5 @@
-"""A warm re-score answers from its caches (no model call, feature pass or media load), and notices every changed input."""
+"""A warm re-score answers from its caches (no model call, feature pass or media load),
+and notices every changed input."""
 
 from __future__ import annotations
 
@@ -15,17 +16,17 @@ import soundfile as sf
 
 import avbench
 from avbench.cache import array_hash
-from avbench.data.items import SynthSource, load_item
-from avbench.data.manifest import dump_items, sha256_bytes
-from avbench.data.media import MediaStore
-from avbench.data.media_index import ItemHashes, MediaIndex
-from avbench.data.suite import load_suite
 from avbench.errors import DataError
+from avbench.items.media import MediaStore
+from avbench.items.media_index import ItemHashes, MediaIndex
+from avbench.items.sources import SynthSource, load_item
 from avbench.models.base import Model
 from avbench.models.handle import open_model
 from avbench.outputs import OutputStore, png_bytes
 from avbench.record import MetricEntry
 from avbench.score_cache import ScoreCache
+from avbench.suites.manifest import dump_items
+from avbench.suites.spec import load_suite
 from avbench.versions import source_fingerprint
 
 pytestmark = pytest.mark.timeout(600)
@@ -36,7 +37,8 @@ WARM = """
 import json, sys
 import avbench
 record = avbench.evaluate("avgas", "synth-single", out=sys.argv[1], cache_dir=sys.argv[2], **json.loads(sys.argv[3]))
-print(json.dumps({"calls": record.calls, "heavy": [m for m in json.loads(sys.argv[4]) if m in sys.modules], "record": record.comparable()}))
+print(json.dumps({"calls": record.calls, "heavy": [m for m in json.loads(sys.argv[4]) if m in sys.modules],
+                  "record": record.comparable()}))
 """
 
 
@@ -49,11 +51,22 @@ def cold(tmp_path_factory):
 
 def test_a_warm_process_builds_recomputes_and_imports_nothing(cold):
     root, record = cold
-    done = subprocess.run([sys.executable, "-c", WARM, str(root / "run"), str(root / "cache"), json.dumps(SINGLE), json.dumps(HEAVY)],
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", WARM, str(root / "run"), str(root / "cache"), json.dumps(SINGLE), json.dumps(HEAVY)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     warm = json.loads(done.stdout.strip().splitlines()[-1])
-    assert record.calls["score_cache_hits"] == 0 and record.calls["items_loaded_for_scoring"] == 0  # generation handed its media over
-    assert warm["calls"]["model_calls"] == warm["calls"]["feature_passes"] == warm["calls"]["items_loaded_for_scoring"] == 0
+    assert (
+        record.calls["score_cache_hits"] == 0 and record.calls["items_loaded_for_scoring"] == 0
+    )  # generation handed its media over
+    assert (
+        warm["calls"]["model_calls"]
+        == warm["calls"]["feature_passes"]
+        == warm["calls"]["items_loaded_for_scoring"]
+        == 0
+    )
     assert warm["calls"]["score_cache_hits"] == len(load_suite("synth-single").metrics)
     assert warm["heavy"] == []
     assert warm["record"] == json.loads(json.dumps(record.comparable()))
@@ -64,7 +77,7 @@ def test_a_changed_output_is_scored_again_as_from_scratch(cold, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(root / "run", run)
     store, item = OutputStore(run), load_suite("synth-single").items[0].id
-    (name, _), = store.done("generate", item).files
+    ((name, _),) = store.done("generate", item).files
     store.write("generate", item, {name: png_bytes(np.ascontiguousarray(store.image("generate", name)[::-1]))})
 
     changed = avbench.evaluate("avgas", "synth-single", out=run, cache_dir=root / "cache", **SINGLE)
@@ -77,8 +90,19 @@ def test_a_changed_output_is_scored_again_as_from_scratch(cold, tmp_path):
 
 def test_score_entries_answer_only_while_their_backbones_are_unchanged(tmp_path):
     cache = ScoreCache(tmp_path)
-    entry = MetricEntry(name="R@1[b]", value=0.5, higher_is_better=True, backbone="b", metric="m", task="generate", protocol=1, n=3,
-                        ci_low=0.25, ci_high=0.75, details={"templates": ["a {}"]})
+    entry = MetricEntry(
+        name="R@1[b]",
+        value=0.5,
+        higher_is_better=True,
+        backbone="b",
+        metric="m",
+        task="generate",
+        protocol=1,
+        n=3,
+        ci_low=0.25,
+        ci_high=0.75,
+        details={"templates": ["a {}"]},
+    )
     cache.put("k" * 64, {"b": {"weights": "1"}}, ([entry], {"item": {"R@1[b]": float("nan")}}))
     entries, per_item = cache.get("k" * 64, lambda name: {"weights": "1"})
     assert entries == [entry] and np.isnan(per_item["item"]["R@1[b]"])
@@ -102,29 +126,38 @@ def test_media_that_changed_behind_the_index_are_an_error_naming_the_item(tmp_pa
     assert refreshed.mixture == array_hash(truth.mixture) and refreshed.sources == array_hash(truth.truth.sources)
 
 
-def files_suite(folder: Path) -> tuple[Path, Path]:
+@pytest.fixture
+def files_suite(tmp_path, write_separation_suite) -> tuple[Path, Path]:
     """A two-item separation suite read from a data root of four 1 s clips."""
-    root = folder / "root"
+    root = tmp_path / "root"
     (root / "audio").mkdir(parents=True)
     rng = np.random.default_rng(0)
     lines = []
     for k in range(2):
         clips = [f"c{k}{s}" for s in range(2)]
         for clip in clips:
-            sf.write(root / "audio" / f"{clip}.wav", (0.1 * rng.standard_normal(16000)).astype(np.float32), 16000, subtype="FLOAT")
-        lines.append({"id": f"m{k}", "seed": k, "labels": ["dog barking", "siren wailing"],
-                      "sources": [{"clip": c, "label": label, "path": f"audio/{c}.wav"} for c, label in zip(clips, ["dog barking", "siren wailing"])]})
-    manifest = dump_items(lines)
-    spec = {"name": "files-sep", "version": "1", "protocol": 1, "tasks": ["separate_audio"], "sample_rate": 16000, "clip_seconds": 1.0,
-            "classes": ["dog barking", "siren wailing"], "manifest": "files-sep.jsonl", "manifest_sha256": sha256_bytes(manifest),
-            "data": "files", "dataset": "test", "metrics": [{"metric": "separation", "task": "separate_audio"}]}
-    (folder / "files-sep.jsonl").write_bytes(manifest)
-    (folder / "files-sep.json").write_text(json.dumps(spec))
-    return folder / "files-sep.json", root
+            sf.write(
+                root / "audio" / f"{clip}.wav",
+                (0.1 * rng.standard_normal(16000)).astype(np.float32),
+                16000,
+                subtype="FLOAT",
+            )
+        lines.append(
+            {
+                "id": f"m{k}",
+                "seed": k,
+                "labels": ["dog barking", "siren wailing"],
+                "sources": [
+                    {"clip": c, "label": label, "path": f"audio/{c}.wav"}
+                    for c, label in zip(clips, ["dog barking", "siren wailing"], strict=True)
+                ],
+            }
+        )
+    return write_separation_suite(tmp_path, "files-sep", dump_items(lines)), root
 
 
-def test_a_changed_data_file_is_loaded_and_scored_again(tmp_path):
-    suite, root = files_suite(tmp_path)
+def test_a_changed_data_file_is_loaded_and_scored_again(tmp_path, files_suite):
+    suite, root = files_suite
     options = {"out": tmp_path / "run", "cache_dir": tmp_path / "cache", "data_root": root, "workers": 0}
     first = avbench.evaluate("mixture", str(suite), **options)
     warm = avbench.evaluate("mixture", str(suite), **options)
@@ -142,7 +175,8 @@ def test_a_changed_data_file_is_loaded_and_scored_again(tmp_path):
 
 
 class Counted(Model):
-    """Counts how often it is built; its identity is the first byte of its checkpoint (file, or first file of a folder)."""
+    """Counts how often it is built; its identity is the first byte of its checkpoint
+    (file, or first file of a folder)."""
 
     name, tasks, builds = "counted", frozenset({"generate"}), 0
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from avbench import weights
+from avbench import registry, weights
 from avbench.cli import weights as weights_cli
 from avbench.errors import WeightsError
 
@@ -21,9 +23,12 @@ URL = "https://example.org/weights/test-weights-0001.bin"
 
 @pytest.fixture
 def home(tmp_path, monkeypatch):
+    """A temporary $AVBENCH_HOME; entries a test registers are forgotten after it."""
     monkeypatch.setenv("AVBENCH_HOME", str(tmp_path / "home"))
-    monkeypatch.setattr(weights, "_ENTRIES", dict(weights._ENTRIES))
-    return tmp_path / "home" / "weights"
+    before = set(weights.names())
+    yield tmp_path / "home" / "weights"
+    for name in set(weights.names()) - before:
+        registry.weights.unregister(name)
 
 
 @pytest.fixture
@@ -34,7 +39,9 @@ def blob(tmp_path, home):
     path.parent.mkdir()
     path.write_bytes(data)
     sha = hashlib.sha256(data).hexdigest()
-    weights.register_weights(weights.WeightsEntry(name=NAME, file_name=FILE_NAME, url=URL, licence="CC0", sha256=sha, size=len(data)))
+    weights.register_weights(
+        weights.WeightsEntry(name=NAME, file_name=FILE_NAME, url=URL, licence="CC0", sha256=sha, size=len(data))
+    )
     return path, sha
 
 
@@ -141,7 +148,9 @@ def test_cli_import_list_and_verify(blob, home):
 def test_prefix_pinned_entry(home, tmp_path):
     data = b"prefix-pinned weights"
     sha = hashlib.sha256(data).hexdigest()
-    weights.register_weights(weights.WeightsEntry(name="prefixed", file_name=f"prefixed-{sha[:8]}.bin", sha256_prefix=sha[:8]))
+    weights.register_weights(
+        weights.WeightsEntry(name="prefixed", file_name=f"prefixed-{sha[:8]}.bin", sha256_prefix=sha[:8])
+    )
     source = tmp_path / "p.bin"
     source.write_bytes(data)
     weights.import_file(source, "prefixed")
@@ -155,11 +164,15 @@ def test_prefix_pinned_entry(home, tmp_path):
 def test_package_file_entries_are_verified_by_full_sha256(home):
     shipped = Path(weights.__file__).resolve().parent / "errors.py"
     sha = weights.hash_file(shipped)
-    weights.register_weights(weights.WeightsEntry(name="shipped", file_name="errors.py", package_file="errors.py", sha256=sha))
+    weights.register_weights(
+        weights.WeightsEntry(name="shipped", file_name="errors.py", package_file="errors.py", sha256=sha)
+    )
     assert weights.resolve("shipped") == shipped
     with pytest.raises(WeightsError, match="inside the avbench package"):
         weights.import_file(shipped, "shipped")
-    weights.register_weights(weights.WeightsEntry(name="shipped-bad", file_name="errors.py", package_file="errors.py", sha256="0" * 64))
+    weights.register_weights(
+        weights.WeightsEntry(name="shipped-bad", file_name="errors.py", package_file="errors.py", sha256="0" * 64)
+    )
     with pytest.raises(WeightsError, match=sha):
         weights.resolve("shipped-bad")
 
@@ -186,30 +199,45 @@ def test_conflicting_registration_is_refused(blob):
 
 
 def test_builtin_facts_and_unpinned_entries(home, tmp_path):
-    assert weights.pinned_sha256("inception-v3-compat") == "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2"
+    assert (
+        weights.pinned_sha256("inception-v3-compat")
+        == "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2"
+    )
     b32 = weights.entry("clip-vit-b32-openai")
     assert b32.url.split("/")[-2] == b32.sha256  # OpenAI embeds the full digest in the URL
     source = tmp_path / "vgg.pth"
     source.write_bytes(b"x")
-    for call in (lambda: weights.resolve("inception-v3-vggsound"), lambda: weights.import_file(source, "inception-v3-vggsound"),
-                 lambda: weights.download("inception-v3-vggsound")):
+    for call in (
+        lambda: weights.resolve("inception-v3-vggsound"),
+        lambda: weights.import_file(source, "inception-v3-vggsound"),
+        lambda: weights.download("inception-v3-vggsound"),
+    ):
         with pytest.raises(WeightsError, match="no published hash"):
             call()
 
 
-def test_entries_declared_by_entry_points(home, monkeypatch):
-    declared = weights.WeightsEntry(name="plugin-weights", file_name="plugin.bin", sha256="2" * 64)
-
-    class Point:
-        name, value = "plugin-weights", "plugin.module:WEIGHTS"
-
-        def load(self):
-            return declared
-
-    monkeypatch.setattr(weights, "_SCANNED", False)
-    monkeypatch.setattr(weights, "entry_points", lambda group: [Point()] if group == weights.GROUP else [])
-    assert weights.entry("plugin-weights") == declared and "plugin-weights" in weights.names()
-    Point.name = "other-name"
-    monkeypatch.setattr(weights, "_SCANNED", False)
-    with pytest.raises(WeightsError, match="not a WeightsEntry named 'other-name'"):
-        weights.names()
+def test_entries_declared_by_entry_points(home, tmp_path):
+    """A plugin's weights entry point is found in a fresh process; one naming another entry is refused."""
+    site = tmp_path / "site"
+    (site / "plugin_weights.py").parent.mkdir(parents=True)
+    (site / "plugin_weights.py").write_text(
+        "from avbench.weights import WeightsEntry\n"
+        "WEIGHTS = WeightsEntry(name='plugin-weights', file_name='plugin.bin', sha256='2' * 64)\n"
+    )
+    dist = site / "plugin_weights-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: plugin-weights\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(
+        "[avbench.weights]\nplugin-weights = plugin_weights:WEIGHTS\nother-name = plugin_weights:WEIGHTS\n"
+    )
+    code = (
+        "from avbench import weights\n"
+        "print(weights.entry('plugin-weights').file_name, 'plugin-weights' in weights.names())\n"
+        "try:\n    weights.entry('other-name')\nexcept Exception as exc:\n    print(type(exc).__name__, exc)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), *sys.path])}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    first, second = done.stdout.splitlines()
+    assert first == "plugin.bin True"
+    assert second.startswith("WeightsError") and "entry is named 'plugin-weights'" in second

@@ -32,6 +32,7 @@ from .catalog import describe_preprocessing
 _OPEN_CLIP_NAMES: dict[str, str] = {
     "clip-vit-b32-openai": "ViT-B-32-quickgelu",
     "clip-vit-l14-openai": "ViT-L-14-quickgelu",
+    "clip-vit-l14-336-openai": "ViT-L-14-336-quickgelu",
 }
 
 
@@ -82,7 +83,9 @@ class ClipImageTextExtractor:
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 [B, 3, H, W] -> normalised float32 [B, 3, S, S] on the device."""
         if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
-            raise ValueError(f"{self.name}: expected uint8 [B, 3, H, W] images, got {images.dtype} {tuple(images.shape)}")
+            raise ValueError(
+                f"{self.name}: expected uint8 [B, 3, H, W] images, got {images.dtype} {tuple(images.shape)}"
+            )
         x = images.to(self.device)
         x = TF.resize(x, [self.image_size], interpolation=TF.InterpolationMode.BICUBIC, antialias=True)
         x = TF.center_crop(x, [self.image_size, self.image_size])
@@ -100,6 +103,42 @@ class ClipImageTextExtractor:
         return self.model.encode_text(self.tokenizer(list(prompts)).to(self.device)).float().cpu().numpy()
 
 
+class SquareCropClipExtractor(ClipImageTextExtractor):
+    """CMMD's image path: the central square, PIL bicubic to the model's size, /255, CLIP mean/std.
+
+    Reference: google-research/google-research `cmmd/io_util.py` (`_center_crop_and_resize`: a square of side
+    min(w, h) at ((w - l) // 2, (h - l) // 2), then PIL `resize(..., BICUBIC)`, which antialiases) and
+    `cmmd/embedding.py` (values / 255, then scenic's `normalize_image` with CLIP mean/std; its own jax bicubic
+    resize to the same size is the identity). Images are resized by PIL one by one, so the tensors equal the
+    reference's inputs bit for bit.
+    """
+
+    def __init__(
+        self, name: str, model: torch.nn.Module, tokenizer: Callable, device: torch.device, preprocessing: str
+    ):
+        super().__init__(name, model, tokenizer, device)
+        self.preprocessing = preprocessing
+
+    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 [B, 3, H, W] -> normalised float32 [B, 3, S, S] on the device."""
+        from .dinov2 import pil_resize_batch
+
+        if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(
+                f"{self.name}: expected uint8 [B, 3, H, W] images, got {images.dtype} {tuple(images.shape)}"
+            )
+        height, width = images.shape[-2:]
+        side = min(height, width)
+        top, left = (height - side) // 2, (width - side) // 2
+        square = images[:, :, top : top + side, left : left + side]
+        x = pil_resize_batch(square, self.image_size).to(self.device).to(torch.float32) / 255.0
+        return (x - self._mean) / self._std
+
+
+# Backbones fed by a reference implementation's own image path instead of open_clip's transform.
+_SQUARE_CROP_BACKBONES = frozenset({"clip-vit-l14-336-openai"})
+
+
 def load_clip(spec: BackboneSpec, weights_path, device) -> ClipImageTextExtractor:
     """Build `spec`'s open_clip model from a local weights file (never downloads)."""
     import open_clip
@@ -111,6 +150,8 @@ def load_clip(spec: BackboneSpec, weights_path, device) -> ClipImageTextExtracto
         raise WeightsError(f"backbone {spec.name!r}: weights file {weights_path!s} does not exist")
     model, _, _ = open_clip.create_model_and_transforms(model_name, pretrained=str(weights_path))
     tokenizer = open_clip.get_tokenizer(model_name)
+    if spec.name in _SQUARE_CROP_BACKBONES:
+        return SquareCropClipExtractor(spec.name, model, tokenizer, torch.device(device), spec.preprocessing)
     return ClipImageTextExtractor(spec.name, model, tokenizer, torch.device(device))
 
 

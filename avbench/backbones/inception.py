@@ -40,9 +40,11 @@ class InceptionExtractor:
     def encode_images(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """uint8 [B, 3, H, W] -> {"2048": pool3 features, "logits_unbiased": fc without bias}, float32."""
         if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
-            raise ValueError(f"{self.name}: expected uint8 [B, 3, H, W] images, got {images.dtype} {tuple(images.shape)}")
+            raise ValueError(
+                f"{self.name}: expected uint8 [B, 3, H, W] images, got {images.dtype} {tuple(images.shape)}"
+            )
         features = self.module(images.to(self.device))
-        return dict(zip(LAYERS, features))
+        return dict(zip(LAYERS, features, strict=True))
 
 
 def _check_plain_state_dict(path: Path, name: str) -> None:
@@ -55,19 +57,24 @@ def _check_plain_state_dict(path: Path, name: str) -> None:
         raise CheckpointError(f"backbone {name!r}: {path} holds a {type(state).__name__}, not a state dict")
 
 
-def load_inception(spec: BackboneSpec, weights_path, device) -> InceptionExtractor:
-    """Build torch-fidelity's InceptionV3 from a local weights file (never downloads)."""
+def build_torch_fidelity_inception(path: Path, name: str) -> torch.nn.Module:
+    """torch-fidelity's InceptionV3 with `path`'s weights; a file of another layout (keys, shapes) is refused."""
     from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
+    _check_plain_state_dict(path, name)
+    try:
+        return FeatureExtractorInceptionV3(_TORCH_FIDELITY_NAME, list(LAYERS), feature_extractor_weights_path=str(path))
+    except RuntimeError as exc:
+        raise WeightsError(f"backbone {name!r}: {path} does not fit torch-fidelity's InceptionV3 ({exc})") from None
+
+
+def load_inception(spec: BackboneSpec, weights_path, device) -> InceptionExtractor:
+    """Build torch-fidelity's InceptionV3 from a local weights file (never downloads)."""
     from ..weights import file_sha256
 
     if weights_path is None or not Path(weights_path).is_file():
         raise WeightsError(f"backbone {spec.name!r}: weights file {weights_path!s} does not exist")
     path = Path(weights_path)
-    _check_plain_state_dict(path, spec.name)
-    try:
-        module = FeatureExtractorInceptionV3(_TORCH_FIDELITY_NAME, list(LAYERS), feature_extractor_weights_path=str(path))
-    except RuntimeError as exc:
-        raise WeightsError(f"backbone {spec.name!r}: {path} does not fit torch-fidelity's InceptionV3 ({exc})") from None
+    module = build_torch_fidelity_inception(path, spec.name)
     device = torch.device(device)
     return InceptionExtractor(spec.name, module.to(device), file_sha256(path), device)

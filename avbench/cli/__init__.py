@@ -1,6 +1,9 @@
 """The `avbench` command. Every command is a thin call into the modules below.
 
-Any `AvbenchError` becomes one clear line on stderr and exit code 2.
+`invoke` is the one place where an exception becomes an exit code: a usage
+error prints the usage and one line (exit 2), an `AvbenchError` one line
+(exit 2), a failed read or write one line naming the file (exit 1), and only
+a real Ctrl-C exits 130.
 """
 
 from __future__ import annotations
@@ -15,9 +18,15 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from .. import __version__, defaults
 from ..errors import AvbenchError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Benchmark sound-to-image and visually guided separation models.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    help="Benchmark sound-to-image and visually guided separation models.",
+)
 list_app = typer.Typer(no_args_is_help=True, help="List registered models, suites, metrics and backbones.")
 app.add_typer(list_app, name="list")
 # Piped output (CI logs, files) gets a wide table instead of rich's 80-column default.
@@ -31,8 +40,23 @@ def _add_subcommands() -> None:
 
     for module in ("weights", "stats", "manifest", "data"):
         app.add_typer(import_module(f"{__name__}.{module}").app, name=module)
-    for module in ("fidelity", "report"):
+    for module in ("fidelity", "report", "conformance", "check"):
         app.command(name=module)(getattr(import_module(f"{__name__}.{module}"), module))
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        typer.echo(f"avbench {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Benchmark sound-to-image and visually guided separation models."""
 
 
 @app.command()
@@ -42,31 +66,48 @@ def run(
     checkpoint: Optional[str] = typer.Option(None, help="Model checkpoint file."),
     data_root: Optional[Path] = typer.Option(None, help="Root of the suite's audio and frames (real suites)."),
     out: Optional[Path] = typer.Option(None, help="Run directory (default: runs/<model>_<suite>)."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1, ..."),
-    batch_size: int = typer.Option(16, min=1),
+    device: str = typer.Option(defaults.DEVICE, help="auto, cpu, cuda, cuda:1, ..."),
+    batch_size: int = typer.Option(defaults.BATCH_SIZE, min=1),
     limit: Optional[int] = typer.Option(None, min=1, help="Evaluate only the first N items."),
-    seed: int = typer.Option(0, help="Run seed; every item's seed derives from it."),
+    seed: int = typer.Option(defaults.SEED, min=0, help="Run seed (>= 0); every item's seed derives from it."),
     allow_missing: bool = typer.Option(False, help="Evaluate only the items whose data is present."),
     allow_small_n: bool = typer.Option(False, help="Allow KID with fewer items than its subset size (recorded)."),
-    on_error: str = typer.Option("stop", help="stop or skip when an item fails."),
-    item_timeout: Optional[float] = typer.Option(None, min=0.001, help="Seconds per item before a model call counts as hung."),
-    workers: Optional[int] = typer.Option(None, min=0, help="Data-loading processes (default: 1 when a core is spare)."),
+    on_error: str = typer.Option(
+        defaults.ON_ERROR, help=f"{' or '.join(defaults.ON_ERROR_CHOICES)} when an item fails."
+    ),
+    item_timeout: Optional[float] = typer.Option(
+        None, min=0.001, help="Seconds per item before a model call counts as hung."
+    ),
+    workers: Optional[int] = typer.Option(
+        None, min=0, help="Data-loading processes (default: 1 when a core is spare)."
+    ),
     cache_dir: Optional[Path] = typer.Option(None, help="Feature cache (default: $AVBENCH_HOME/cache/features)."),
 ) -> None:
     """Evaluate MODEL on SUITE: generate (resuming), score, write record.json and items.csv."""
-    from ..runner import RunOptions, run as run_suite
+    from ..runner import RunOptions
+    from ..runner import run as run_suite
     from .show import print_record
 
-    if on_error not in ("stop", "skip"):
-        raise AvbenchError(f"--on-error must be stop or skip, not {on_error!r}")
     options = RunOptions(
-        model=model, suite=suite, checkpoint=checkpoint, data_root=data_root, out=out, device=device,
-        batch_size=batch_size, limit=limit, seed=seed, allow_missing=allow_missing, allow_small_n=allow_small_n, on_error=on_error, cache_dir=cache_dir,
-        item_timeout=item_timeout, workers=workers,
+        model=model,
+        suite=suite,
+        checkpoint=checkpoint,
+        data_root=data_root,
+        out=out,
+        device=device,
+        batch_size=batch_size,
+        limit=limit,
+        seed=seed,
+        allow_missing=allow_missing,
+        allow_small_n=allow_small_n,
+        on_error=on_error,
+        cache_dir=cache_dir,
+        item_timeout=item_timeout,
+        workers=workers,
     )
     record, run_dir = run_suite(options)
     print_record(record, console)
-    console.print(escape(f"record: {run_dir / 'record.json'}"))
+    console.print(escape(f"record: {run_dir / defaults.RECORD_FILE}"), soft_wrap=True)
 
 
 @app.command()
@@ -95,17 +136,27 @@ def leaderboard(
     columns: Optional[str] = typer.Option(None, help="Comma-separated metric names, in order."),
     caption: Optional[str] = typer.Option(None),
     label: Optional[str] = typer.Option(None),
-    reported: Optional[Path] = typer.Option(None, help="Folder of reported-number CSVs (default: leaderboards/reported)."),
+    reported: Optional[Path] = typer.Option(
+        None, help="Folder of reported-number CSVs (default: leaderboards/reported)."
+    ),
 ) -> None:
     """Build a leaderboard table from run records (a pure function of the records)."""
     from ..cache import atomic_write_text
-    from ..tables import render
+    from ..leaderboards import render
     from ..record import load_record
 
     if format not in ("csv", "latex", "markdown"):
         raise AvbenchError(f"--format must be csv, latex or markdown, not {format!r}")
     records = [load_record(path) for path in runs]
-    text = render(records, format, suite=suite, columns=columns.split(",") if columns else None, caption=caption, label=label, reported_dir=reported)
+    text = render(
+        records,
+        format,
+        suite=suite,
+        columns=columns.split(",") if columns else None,
+        caption=caption,
+        label=label,
+        reported_dir=reported,
+    )
     if out is None:
         typer.echo(text)
     else:
@@ -121,8 +172,9 @@ def compare(
     strict: bool = typer.Option(False, help="Also fail on a significant paired-bootstrap drop (p < 0.05)."),
 ) -> None:
     """Regression gate: exit 1 if CANDIDATE regresses, 2 if the records are not comparable."""
-    from ..compare import compare as compare_records, format_comparison
-    from ..record import load_items, load_record
+    from ..compare import compare as compare_records
+    from ..compare import format_comparison
+    from ..record import items_path, load_items, load_record
 
     tolerances = {}
     for spec in tolerance:
@@ -133,7 +185,15 @@ def compare(
             sep = ""
         if not sep or not name:
             raise AvbenchError(f"--tolerance {spec!r} must look like METRIC=DELTA, e.g. 'SDR[bss-v3]=0.5'")
-    result = compare_records(load_record(base), load_record(candidate), load_items(base), load_items(candidate), tolerances, strict)
+    records = {path: load_record(path) for path in (base, candidate)}
+    tables = {path: load_items(path, record) for path, record in records.items()}
+    absent = [path for path, table in tables.items() if table is None]
+    if strict and absent:
+        raise AvbenchError(
+            f"--strict needs each record's per-item table; {items_path(absent[0])} "
+            f"(named by {absent[0]}) does not exist"
+        )
+    result = compare_records(records[base], records[candidate], tables[base], tables[candidate], tolerances, strict)
     typer.echo(format_comparison(result))
     raise typer.Exit(result.exit_code)
 
@@ -147,7 +207,14 @@ def list_models(as_json: bool = typer.Option(False, "--json")) -> None:
     for name in models.names():
         try:
             cls = models.get(name)
-            rows.append({"name": name, "tasks": sorted(cls.tasks), "version": cls.version, "entry": f"{cls.__module__}:{cls.__qualname__}"})
+            rows.append(
+                {
+                    "name": name,
+                    "tasks": sorted(cls.tasks),
+                    "version": cls.version,
+                    "entry": f"{cls.__module__}:{cls.__qualname__}",
+                }
+            )
         except AvbenchError as exc:
             rows.append({"name": name, "error": str(exc)})
     _emit(rows, as_json, ("name", "tasks", "version", "entry"))
@@ -155,11 +222,17 @@ def list_models(as_json: bool = typer.Option(False, "--json")) -> None:
 
 @list_app.command("suites")
 def list_suites(as_json: bool = typer.Option(False, "--json")) -> None:
-    """Suite cards: name, version, task, item count, manifest sha256, classes, source."""
-    from ..data.suite import builtin_suite_names, load_suite
+    """Suite cards: name, version, task, item count, confirmed fraction, manifest sha256, classes, source.
 
-    rows = [load_suite(name).card() for name in builtin_suite_names()]
-    _emit(rows, as_json, ("name", "version", "tasks", "items", "classes", "manifest_sha256", "dataset"))
+    `confirmed` is the fraction of items whose ground truth human audio labels confirm
+    (`avbench manifest audit`), from the committed audit table; empty where never audited.
+    """
+    from ..suites.audit import confirmed_fraction
+    from ..suites.spec import builtin_suite_names, load_suite
+
+    suites = [load_suite(name) for name in builtin_suite_names()]
+    rows = [{**suite.card(), "confirmed": confirmed_fraction(suite)} for suite in suites]
+    _emit(rows, as_json, ("name", "version", "tasks", "items", "confirmed", "classes", "manifest_sha256", "dataset"))
 
 
 @list_app.command("metrics")
@@ -173,7 +246,14 @@ def list_metrics(as_json: bool = typer.Option(False, "--json")) -> None:
     for name in metrics.names():
         metric = metrics.get(name)()
         for card in metric.cards():
-            rows.append({"plugin": name, "tasks": sorted(metric.tasks), **asdict(card), "direction": "↑" if card.higher_is_better else "↓"})
+            rows.append(
+                {
+                    "plugin": name,
+                    "tasks": sorted(metric.tasks),
+                    **asdict(card),
+                    "direction": "↑" if card.higher_is_better else "↓",
+                }
+            )
     _emit(rows, as_json, ("plugin", "name", "direction", "definition"))
 
 
@@ -196,29 +276,51 @@ def _emit(rows: list[dict], as_json: bool, columns: tuple[str, ...]) -> None:
 
     table = Table(*columns)
     for row in rows:
-        table.add_row(*(escape(x) for x in (", ".join(map(str, v)) if isinstance(v, list) else str(v if v is not None else "") for v in (row.get(c, "") for c in columns))))
+        table.add_row(
+            *(
+                escape(x)
+                for x in (
+                    ", ".join(map(str, v)) if isinstance(v, list) else str(v if v is not None else "")
+                    for v in (row.get(c, "") for c in columns)
+                )
+            )
+        )
     console.print(table)
 
 
 _add_subcommands()
 
 
+def invoke(args: list[str]) -> int:
+    """Run the command line `args`; returns its exit code, having printed any error as one line."""
+    from typer._click.exceptions import ClickException  # typer raises its vendored click's errors, not click's
+
+    command = typer.main.get_command(app)
+    try:
+        with command.make_context("avbench", list(args)) as ctx:
+            command.invoke(ctx)
+    except ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except typer.Exit as exc:
+        return exc.exit_code
+    except AvbenchError as exc:
+        _error(str(exc))
+        return exc.exit_code
+    except OSError as exc:
+        where = exc.filename2 or exc.filename
+        _error(f"{where}: {exc.strerror or exc}" if where else str(exc))
+        return 1
+    except KeyboardInterrupt:
+        _error("interrupted; run the same command again to resume")
+        return 130
+    return 0
+
+
+def _error(message: str) -> None:
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="avbench: %(message)s")
-    try:
-        code = app(standalone_mode=False)
-    except AvbenchError as exc:
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        sys.exit(exc.exit_code)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        sys.exit(130)
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
-    sys.exit(code if isinstance(code, int) else 0)
+    sys.exit(invoke(sys.argv[1:]))

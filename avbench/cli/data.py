@@ -12,9 +12,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ..cache import atomic_write_text
-from ..data.files import FileSource
-from ..data.prepare import prepare as prepare_suite
-from ..data.suite import load_suite
+from ..items.files import FileSource
+from ..items.prepare import prepare as prepare_suite
+from ..suites.spec import load_suite
 
 app = typer.Typer(help="Prepare and check the audio and frames of a suite's data root.", no_args_is_help=True)
 console = Console(soft_wrap=True)
@@ -35,15 +35,22 @@ def prepare(
 ) -> None:
     """Extract each clip's audio (suite rate, mono) and middle frame; skips what is done."""
     spec = load_suite(suite)
-    with Progress(TextColumn(f"preparing {spec.name}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console) as bar:
+    with Progress(
+        TextColumn(f"preparing {spec.name}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console
+    ) as bar:
         task = bar.add_task("clips", total=None)
-        report = prepare_suite(spec, videos, data_root, jobs, lambda done, total: bar.update(task, completed=done, total=total))
+        report = prepare_suite(
+            spec, videos, data_root, jobs, lambda done, total: bar.update(task, completed=done, total=total)
+        )
     console.print(f"{spec.name}: {len(report.prepared)} prepared, {len(report.skipped)} already there, "
                   f"{len(report.missing)} without a video, {len(report.failed)} failed")  # fmt: skip
     if report.missing:
         listing = data_root / f"missing-videos-{spec.name}.txt"
         atomic_write_text(listing, "".join(f"{clip}\n" for clip in report.missing))
-        console.print(f"no video found for: {', '.join(report.missing[:SHOWN])}{' ...' if len(report.missing) > SHOWN else ''}", markup=False)
+        console.print(
+            f"no video found for: {', '.join(report.missing[:SHOWN])}{' ...' if len(report.missing) > SHOWN else ''}",
+            markup=False,
+        )
         console.print(f"full list: {listing} (naming rules: data_manifests/README.md)", markup=False)
     for clip, message in report.failed.items():
         console.print(f"[red]failed[/red] {escape(clip)}: {escape(message)}")
@@ -69,7 +76,13 @@ def check(
         if found:
             problems[item.id] = [p.message for p in found]
     if as_json:
-        result = {"suite": spec.name, "data_root": str(data_root), "items": len(spec.items), **counts, "problems": problems}
+        result = {
+            "suite": spec.name,
+            "data_root": str(data_root),
+            "items": len(spec.items),
+            **counts,
+            "problems": problems,
+        }
         typer.echo(json.dumps(result, indent=2))
     else:
         console.print(f"{spec.name}: {len(spec.items)} items: {counts['present']} present, "

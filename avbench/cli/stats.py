@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from .. import stats
+from .. import reference_sets
 
 app = typer.Typer(no_args_is_help=True, help="Export and import reference features (FID/KID reference sets).")
 
@@ -25,7 +25,7 @@ def export(
     batch_size: int = typer.Option(32, min=1),
 ) -> None:
     """Compute (or reuse) the reference features of SUITE and write them to one file."""
-    meta = stats.export(suite, backbone, out, which, data_root, cache_dir, device, batch_size)
+    meta = reference_sets.export(suite, backbone, out, which, data_root, cache_dir, device, batch_size)
     typer.echo(json.dumps(meta, indent=2))
 
 
@@ -35,5 +35,5 @@ def import_(
     cache_dir: Optional[Path] = typer.Option(None),
 ) -> None:
     """Check FILE against this installation's pinned backbone and add it to the feature cache."""
-    meta = stats.import_file(file, cache_dir)
+    meta = reference_sets.import_file(file, cache_dir)
     typer.echo(f"imported {meta['n']} reference features of {meta['suite'][0]} for {meta['backbone']['name']}")

@@ -27,7 +27,7 @@ def _table(rows: list[dict]) -> Table:
 
 @app.command("list")
 def list_weights(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
-    """Every registered weights file with its status (present, missing, corrupt, unpinned)."""
+    """Every registered weights file with its status (present, unverified, missing, corrupt, unpinned)."""
     rows = weights.list_entries()
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
@@ -49,10 +49,17 @@ def verify(name: Optional[str] = typer.Argument(None, help="One entry; all entri
 def import_weights(
     file: Path = typer.Argument(..., help="A local copy of the weights file."),
     name: str = typer.Option(..., "--name", help="The registered entry it is a copy of."),
+    unverified: bool = typer.Option(
+        False,
+        "--unverified",
+        help="Take a file that does not match the pin (or an entry with none) after checking its layout; "
+        "every record made with it says 'unverified weights: NAME'.",
+    ),
 ) -> None:
     """Verify FILE against entry NAME's hash and copy it into the weights home."""
-    target = weights.import_file(file, name)
-    console.print(f"imported {name}: {target}")
+    target = weights.import_file(file, name, unverified=unverified)
+    verified = weights.status(name)["status"] == "present"
+    console.print(f"imported {name}{'' if verified else ' (unverified: records made with it say so)'}: {target}")
 
 
 @app.command("download")

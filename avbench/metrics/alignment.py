@@ -69,6 +69,8 @@ class ClipScoreMetric(Metric):
 
     name = "clipscore"
     tasks = frozenset({"generate"})
+    options = {"backbone": str, "template": str}
+    backbone_options = frozenset({"backbone"})
 
     def cards(self) -> list[MetricCard]:
         return [MetricCard(
@@ -104,13 +106,18 @@ class AlignmentMetric(Metric):
 
     name = "ais-iis"
     tasks = frozenset({"generate"})
+    options = {"backbone": str, "audio_backbone": str}
+    backbone_options = frozenset({"backbone", "audio_backbone"})
 
     def cards(self) -> list[MetricCard]:
         z_def = ("Mean over items of z_i = (cos(q_i, v_i) - mu_i) / sigma_i, mu_i and sigma_i the mean and population "
                  "std of cos(q_i, v_j) over the other items j; items with sigma_i = 0 are degenerate.")
         return [
             MetricCard("AIS", "Mean over items of cos(audio embedding in CLIP image space, generated image embedding).",
-                       True, REFERENCE_MACS),
+                       True, REFERENCE_MACS,
+                       notes="MACS: Wav2CLIP 0.1.0 (backbone wav2clip) on each clip alone, CLIP ViT-B/32's projected "
+                             "image embedding. avbench embeds the suite's clip (llp-multi: the centred 8 s at 16 kHz); "
+                             "MACS's ais.py embeds the whole audio file it reads at 16 kHz."),
             MetricCard("AIS-z", f"{z_def} q = audio embedding, v = generated image.", True, REFERENCE_MACS),
             MetricCard("IIS", "Mean over items of cos(reference frame embedding, generated image embedding).",
                        True, REFERENCE_MACS),

@@ -9,6 +9,7 @@ go through CLIP once. Metrics never see runs, files or models.
 from __future__ import annotations
 
 import abc
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, Sequence
 
@@ -52,7 +53,7 @@ class MetricValue:
 class ScoringInputs(Protocol):
     """What the runner offers a metric. Every accessor is memoised."""
 
-    suite: Any  # avbench.data.suite.Suite
+    suite: Any  # avbench.suites.spec.Suite
     task: str
     item_ids: list[str]  # items scored for this task (failed items excluded)
     labels: list[tuple[str, ...]]  # ground-truth class set G per item
@@ -83,6 +84,10 @@ class Metric(abc.ABC):
 
     name: ClassVar[str]
     tasks: ClassVar[frozenset[str]]
+    # The options a suite spec may set, with their JSON types; a suite naming any other is refused when it loads.
+    options: ClassVar[Mapping[str, type | tuple[type, ...]]] = {}
+    # The options whose value names a registered backbone.
+    backbone_options: ClassVar[frozenset[str]] = frozenset()
 
     @abc.abstractmethod
     def cards(self) -> list[MetricCard]:

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import numpy as np
 
-RESAMPLES = 1000
-CONFIDENCE = 0.95
+from ..defaults import BOOTSTRAP_RESAMPLES as RESAMPLES
+from ..defaults import INTERVAL_CONFIDENCE as CONFIDENCE
+
 SEED = 0
 
 
-def bootstrap_ci(values: np.ndarray, resamples: int = RESAMPLES, seed: int = SEED, confidence: float = CONFIDENCE) -> tuple[float, float] | None:
+def bootstrap_ci(
+    values: np.ndarray, resamples: int = RESAMPLES, seed: int = SEED, confidence: float = CONFIDENCE
+) -> tuple[float, float] | None:
     """Percentile interval of the mean of the finite entries of `values`."""
     finite = np.asarray(values, dtype=np.float64)
     finite = finite[np.isfinite(finite)]
@@ -28,4 +31,3 @@ def bootstrap_ci(values: np.ndarray, resamples: int = RESAMPLES, seed: int = SEE
     alpha = (1.0 - confidence) / 2
     low, high = np.quantile(means, [alpha, 1.0 - alpha])
     return float(low), float(high)
-

@@ -19,13 +19,10 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from ..defaults import BACKBONE_LAYERS, FIDELITY_SEED, IS_SPLITS, KID_SUBSET_SIZE, KID_SUBSETS
 from ..errors import AvbenchError, DataError
 from .base import Metric, MetricCard, MetricValue, ScoringInputs
 
-KID_SUBSET_SIZE = 1000
-KID_SUBSETS = 100
-IS_SPLITS = 10
-SEED = 2020  # torch-fidelity's rng_seed default, for KID subsets and the IS shuffle
 _STATS_FORMAT = "avbench-gaussian-stats-v1"
 
 
@@ -166,7 +163,7 @@ def kid_from_features(
     *,
     subset_size: int = KID_SUBSET_SIZE,
     subsets: int = KID_SUBSETS,
-    seed: int = SEED,
+    seed: int = FIDELITY_SEED,
     allow_small_n: bool = False,
 ) -> SpreadScore:
     """KID (unbiased MMD², cubic polynomial kernel) by torch-fidelity's `kid_features_to_metric`.
@@ -198,25 +195,42 @@ def kid_from_features(
         rng_seed=seed,
         verbose=False,
     )
-    details = {"subset_size": size, "subsets": subsets, "seed": seed, "kernel": "poly, degree 3, gamma 1/dim, coef0 1", "small_n": small}
+    details = {
+        "subset_size": size,
+        "subsets": subsets,
+        "seed": seed,
+        "kernel": "poly, degree 3, gamma 1/dim, coef0 1",
+        "small_n": small,
+    }
     if small:
-        details["note"] = f"allow_small_n: subset size shrunk from {subset_size} to {size}; not comparable with full-size KID"
+        details["note"] = (
+            f"allow_small_n: subset size shrunk from {subset_size} to {size}; not comparable with full-size KID"
+        )
     return SpreadScore(float(out[KEY_METRIC_KID_MEAN]), float(out[KEY_METRIC_KID_STD]), details)
 
 
-def isc_from_logits(logits: Any, *, splits: int = IS_SPLITS, seed: int = SEED) -> SpreadScore:
+def isc_from_logits(logits: Any, *, splits: int = IS_SPLITS, seed: int = FIDELITY_SEED) -> SpreadScore:
     """Inception Score by torch-fidelity's `isc_features_to_metric` (seeded shuffle, then splits)."""
     from torch_fidelity.metric_isc import KEY_METRIC_ISC_MEAN, KEY_METRIC_ISC_STD, isc_features_to_metric
 
     logits = _features(logits, "IS logits")
     if len(logits) < splits:
         raise AvbenchError(f"IS with {splits} splits needs at least {splits} images, got {len(logits)}")
-    out = isc_features_to_metric(torch.from_numpy(np.ascontiguousarray(logits)), splits=splits, shuffle=True, rng_seed=seed)
-    return SpreadScore(float(out[KEY_METRIC_ISC_MEAN]), float(out[KEY_METRIC_ISC_STD]), {"splits": splits, "seed": seed, "shuffle": True})
+    out = isc_features_to_metric(
+        torch.from_numpy(np.ascontiguousarray(logits)), splits=splits, shuffle=True, rng_seed=seed
+    )
+    return SpreadScore(
+        float(out[KEY_METRIC_ISC_MEAN]),
+        float(out[KEY_METRIC_ISC_STD]),
+        {"splits": splits, "seed": seed, "shuffle": True},
+    )
 
 
-# Feature layers per backbone kind: (Fréchet / KID layer, IS layer or None).
-_LAYERS = {"inception": ("2048", "logits_unbiased"), "clip": ("embedding", None)}
+def feature_layer(backbone_name: str, kind: str) -> str:
+    """The layer a backbone kind feeds distribution metrics (Fréchet distance, KID, CMMD, PRDC)."""
+    if kind not in BACKBONE_LAYERS:
+        raise AvbenchError(f"backbone {backbone_name!r} is a {kind} backbone; use an image backbone")
+    return BACKBONE_LAYERS[kind][0]
 
 
 def fd_label(backbone_name: str, kind: str) -> str:
@@ -233,17 +247,29 @@ class FidelityMetric(Metric):
 
     name: ClassVar[str] = "fidelity"
     tasks: ClassVar[frozenset[str]] = frozenset({"generate"})
-    OPTIONS: ClassVar[frozenset[str]] = frozenset(
-        {"backbone", "metrics", "allow_small_n", "kid_subset_size", "kid_subsets", "is_splits", "seed"}
-    )
+    options: ClassVar[dict] = {
+        "backbone": str,
+        "metrics": list,
+        "allow_small_n": bool,
+        "kid_subset_size": int,
+        "kid_subsets": int,
+        "is_splits": int,
+        "seed": int,
+    }
+    backbone_options: ClassVar[frozenset[str]] = frozenset({"backbone"})
 
     def cards(self) -> list[MetricCard]:
         return [
             MetricCard(
                 name="FID",
                 definition=(
-                    "Fréchet distance between Gaussians fitted in float64 to backbone features of the generated and the "
-                    "reference images: Inception pool3 (FID), or CLIP image embeddings (CLIP-FID / FD)"
+                    "Fréchet distance between Gaussians fitted in float64 to backbone features of the generated and "
+                    "the "
+                    "reference images: Inception pool3 (FID), CLIP image embeddings (CLIP-FID / FD), or DINOv2 "
+                    "ViT-L/14 CLS tokens after the final norm (FD[dinov2-vitl14], FD-DINOv2 of Stein et al. 2023) with "
+                    "dgm-eval's preprocessing: PIL bicubic resize to 224x224 whatever the aspect, /255, ImageNet "
+                    "mean/std (layer6ai-labs/dgm-eval dgm_eval/models/dinov2.py); the same statistics code for all. "
+                    "No per-item decomposition, so no interval is reported"
                 ),
                 higher_is_better=False,
                 reference="torch-fidelity metric_fid.fid_statistics_to_metric (TTUR formula; Heusel et al. 2017)",
@@ -251,8 +277,9 @@ class FidelityMetric(Metric):
             MetricCard(
                 name="KID",
                 definition=(
-                    "unbiased MMD² with the kernel (x·y/d + 1)³, averaged over 100 random subsets of 1000 items per set "
-                    "(seed 2020); spread = std over subsets; fewer items fail unless allow_small_n"
+                    f"unbiased MMD² with the kernel (x·y/d + 1)³, averaged over {KID_SUBSETS} random subsets of "
+                    f"{KID_SUBSET_SIZE} items per set (seed {FIDELITY_SEED}); spread = std over subsets; "
+                    "fewer items fail unless allow_small_n"
                 ),
                 higher_is_better=False,
                 reference="torch-fidelity metric_kid.kid_features_to_metric (Bińkowski et al. 2018)",
@@ -260,8 +287,8 @@ class FidelityMetric(Metric):
             MetricCard(
                 name="IS",
                 definition=(
-                    "exp(E_x KL(p(y|x) || p(y))) on Inception logits without the fc bias, over 10 splits after a shuffle "
-                    "with seed 2020; spread = std over splits"
+                    f"exp(E_x KL(p(y|x) || p(y))) on Inception logits without the fc bias, over {IS_SPLITS} splits "
+                    f"after a shuffle with seed {FIDELITY_SEED}; spread = std over splits"
                 ),
                 higher_is_better=True,
                 reference="torch-fidelity metric_isc.isc_features_to_metric (Salimans et al. 2016)",
@@ -271,17 +298,17 @@ class FidelityMetric(Metric):
     def compute(self, inputs: ScoringInputs, options: dict) -> list[MetricValue]:
         from ..registry import backbones
 
-        unknown = set(options) - self.OPTIONS
+        unknown = set(options) - set(self.options)
         if unknown:
-            raise AvbenchError(f"metric 'fidelity': unknown option(s) {sorted(unknown)}; known: {sorted(self.OPTIONS)}")
+            raise AvbenchError(f"metric 'fidelity': unknown option(s) {sorted(unknown)}; known: {sorted(self.options)}")
         backbone = options.get("backbone", "inception-v3-compat")
         kind = backbones.get(backbone).kind
         wanted = list(options.get("metrics", ["fd", "kid", "is"]))
         if not set(wanted) <= {"fd", "kid", "is"} or not wanted:
             raise AvbenchError(f"metric 'fidelity': metrics must be a non-empty subset of fd, kid, is, got {wanted}")
-        if kind not in _LAYERS:
+        if kind not in BACKBONE_LAYERS:
             raise AvbenchError(f"metric 'fidelity': backbone {backbone!r} is a {kind} backbone; use an image backbone")
-        layer, is_layer = _LAYERS[kind]
+        layer, is_layer = BACKBONE_LAYERS[kind]
         if "is" in wanted and is_layer is None:
             raise AvbenchError(f"metric 'fidelity': IS needs an Inception backbone, not {backbone!r}")
         one = {"fd": self._fd, "kid": self._kid, "is": self._is}
@@ -289,15 +316,25 @@ class FidelityMetric(Metric):
 
     @staticmethod
     def _pair(inputs: ScoringInputs, backbone: str, layer: str) -> tuple[np.ndarray, np.ndarray]:
-        return (inputs.image_features(backbone, "generated", layer=layer), inputs.image_features(backbone, "reference", layer=layer))
+        return (
+            inputs.image_features(backbone, "generated", layer=layer),
+            inputs.image_features(backbone, "reference", layer=layer),
+        )
 
     def _fd(self, inputs, options, backbone, kind, layer) -> MetricValue:
         generated, reference = self._pair(inputs, backbone, layer)
         value = fid_from_features(generated, reference)
-        details = {"layer": layer, "n_reference": len(reference), "dim": generated.shape[1], "statistics": "float64 mean and covariance"}
+        details = {
+            "layer": layer,
+            "n_reference": len(reference),
+            "dim": generated.shape[1],
+            "statistics": "float64 mean and covariance",
+        }
         if min(len(generated), len(reference)) <= generated.shape[1]:
             details["note"] = "fewer items than feature dimensions: the covariances are rank-deficient"
-        return MetricValue(f"{fd_label(backbone, kind)}[{backbone}]", value, False, backbone, n=len(generated), details=details)
+        return MetricValue(
+            f"{fd_label(backbone, kind)}[{backbone}]", value, False, backbone, n=len(generated), details=details
+        )
 
     def _kid(self, inputs, options, backbone, kind, layer) -> MetricValue:
         generated, reference = self._pair(inputs, backbone, layer)
@@ -306,13 +343,25 @@ class FidelityMetric(Metric):
             reference,
             subset_size=int(options.get("kid_subset_size", KID_SUBSET_SIZE)),
             subsets=int(options.get("kid_subsets", KID_SUBSETS)),
-            seed=int(options.get("seed", SEED)),
+            seed=int(options.get("seed", FIDELITY_SEED)),
             allow_small_n=bool(options.get("allow_small_n", getattr(inputs, "allow_small_n", False))),
         )
         details = {"layer": layer, "n_reference": len(reference), **score.details}
-        return MetricValue(f"KID[{backbone}]", score.value, False, backbone, spread=score.spread, n=len(generated), details=details)
+        return MetricValue(
+            f"KID[{backbone}]", score.value, False, backbone, spread=score.spread, n=len(generated), details=details
+        )
 
     def _is(self, inputs, options, backbone, kind, layer) -> MetricValue:
         logits = inputs.image_features(backbone, "generated", layer=layer)
-        score = isc_from_logits(logits, splits=int(options.get("is_splits", IS_SPLITS)), seed=int(options.get("seed", SEED)))
-        return MetricValue(f"IS[{backbone}]", score.value, True, backbone, spread=score.spread, n=len(logits), details={"layer": layer, **score.details})
+        score = isc_from_logits(
+            logits, splits=int(options.get("is_splits", IS_SPLITS)), seed=int(options.get("seed", FIDELITY_SEED))
+        )
+        return MetricValue(
+            f"IS[{backbone}]",
+            score.value,
+            True,
+            backbone,
+            spread=score.spread,
+            n=len(logits),
+            details={"layer": layer, **score.details},
+        )

@@ -10,7 +10,6 @@ whose embedding is zero or not finite is degenerate and scores NaN.
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 from scipy.special import softmax
 
 from ..errors import DataError, SuiteError
@@ -20,6 +19,7 @@ DEFAULT_BACKBONE = "clip-vit-b32-openai"
 DEFAULT_TEMPLATES = ("a photo of {c}.",)
 PROMPTS_DOC = f"'{DEFAULT_TEMPLATES[0]}' (option 'templates': an ensemble averaging unit text embeddings)"
 TIE_RULE = "rank_i(c) = #{c' in C : s_ic' >= s_ic}; ties count against the model"
+K_RULE = "A K is reported only where K < |C|, the number of candidate classes: at K >= |C| every model scores 1."
 REFERENCE_S2S = "Sound2Scene (Sung-Bin et al., CVPR 2023): CLIP R@K"
 REFERENCE_AVGAS = "AV-GAS (Kang and Brandão, arXiv 2504.18283): CRS and modified R@K*"
 
@@ -83,8 +83,7 @@ def _per_item(values) -> np.ndarray:
 def recall_at_k_star(scores: np.ndarray, label_sets: list[np.ndarray], k: int) -> np.ndarray:
     """Modified R@K*: 1 iff every class of G has tie-pessimistic rank <= k."""
     return _per_item(
-        np.nan if len(r) == 0 or np.isnan(r).any() else float((r <= k).all())
-        for r in _label_ranks(scores, label_sets)
+        np.nan if len(r) == 0 or np.isnan(r).any() else float((r <= k).all()) for r in _label_ranks(scores, label_sets)
     )
 
 
@@ -109,6 +108,8 @@ def match_sources(scores: np.ndarray, label_set: np.ndarray) -> np.ndarray:
     -1 for an image left unmatched (when S > |G|).
     """
     matched = np.full(len(scores), -1, dtype=np.int64)
+    from scipy.optimize import linear_sum_assignment  # here, not at the top: loading a suite imports this module
+
     rows, cols = linear_sum_assignment(scores[:, label_set], maximize=True)
     matched[rows] = label_set[cols]
     return matched
@@ -133,7 +134,7 @@ def per_source_scores(scores: np.ndarray, label_set: np.ndarray) -> tuple[np.nda
 def _label_indices(classes, labels, item_ids) -> list[np.ndarray]:
     index = {c: k for k, c in enumerate(classes)}
     out = []
-    for item_id, item_labels in zip(item_ids, labels):
+    for item_id, item_labels in zip(item_ids, labels, strict=True):
         missing = [label for label in item_labels if label not in index]
         if missing:
             raise DataError(f"item {item_id!r}: labels {missing} are not among the suite's classes")
@@ -167,15 +168,18 @@ def per_item_value(name, per_item, item_ids, higher_is_better, backbone, details
 def _options(options: dict) -> tuple[str, tuple[str, ...]]:
     templates = tuple(options.get("templates", DEFAULT_TEMPLATES))
     if not templates or not all(isinstance(t, str) and "{c}" in t for t in templates):
-        raise SuiteError(f"option 'templates' must be a non-empty list of strings containing '{{c}}', got {templates!r}")
+        raise SuiteError(
+            f"option 'templates' must be a non-empty list of strings containing '{{c}}', got {templates!r}"
+        )
     return options.get("backbone", DEFAULT_BACKBONE), templates
 
 
-def _ks(options: dict, default: tuple[int, ...]) -> tuple[int, ...]:
+def _ks(options: dict, default: tuple[int, ...], candidates: int) -> tuple[int, ...]:
+    """The requested K that can fail: K at or above the number of candidate classes scores 1 for any model."""
     ks = tuple(options.get("ks", default))
     if not ks or not all(isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in ks):
         raise SuiteError(f"option 'ks' must be a non-empty list of positive integers, got {ks!r}")
-    return ks
+    return tuple(k for k in ks if k < candidates)
 
 
 class RetrievalMetric(Metric):
@@ -187,29 +191,49 @@ class RetrievalMetric(Metric):
 
     name = "clip-retrieval"
     tasks = frozenset({"generate"})
+    options = {"backbone": str, "templates": list, "mode": str, "ks": list}
+    backbone_options = frozenset({"backbone"})
 
     def cards(self) -> list[MetricCard]:
-        common = f" Prompts: {PROMPTS_DOC}. Tie rule: {TIE_RULE}."
+        common = f" Prompts: {PROMPTS_DOC}. Tie rule: {TIE_RULE}. {K_RULE}"
         cards = [
-            MetricCard(f"R@{k}", f"Mean over items of [rank of the true class among the suite's classes <= {k}], "
-                       f"image->text cosine retrieval.{common}", True, REFERENCE_S2S)
+            MetricCard(
+                f"R@{k}",
+                f"Mean over items of [rank of the true class among the suite's classes <= {k}], "
+                f"image->text cosine retrieval.{common}",
+                True,
+                REFERENCE_S2S,
+            )
             for k in (1, 5, 10)
         ]
         cards += [
-            MetricCard(f"R@{k}*", f"Mean over items of [every ground-truth class of the mixture has rank <= {k}].{common}",
-                       True, REFERENCE_AVGAS)
+            MetricCard(
+                f"R@{k}*",
+                f"Mean over items of [every ground-truth class of the mixture has rank <= {k}].{common}",
+                True,
+                REFERENCE_AVGAS,
+            )
             for k in (2, 5, 10)
         ]
-        cards.append(MetricCard(
-            "CRS", f"Mean over items of |G ∩ top_m| / m, m = |G|, top_m = classes of rank <= m.{common}", True,
-            REFERENCE_AVGAS,
-            notes="The paper's exact formula could not be verified; this is avbench's reading of it.",
-        ))
-        cards.append(MetricCard(
-            "CRS-prob", "Mean over items of the summed softmax probability of the ground-truth classes, "
-            f"softmax over the suite's classes at the backbone's logit scale.{common}", True, REFERENCE_AVGAS,
-            notes="Reported beside CRS because CRS's exact formula could not be verified.",
-        ))
+        cards.append(
+            MetricCard(
+                "CRS",
+                f"Mean over items of |G ∩ top_m| / m, m = |G|, top_m = classes of rank <= m.{common}",
+                True,
+                REFERENCE_AVGAS,
+                notes="The paper's exact formula could not be verified; this is avbench's reading of it.",
+            )
+        )
+        cards.append(
+            MetricCard(
+                "CRS-prob",
+                "Mean over items of the summed softmax probability of the ground-truth classes, "
+                f"softmax over the suite's classes at the backbone's logit scale.{common}",
+                True,
+                REFERENCE_AVGAS,
+                notes="Reported beside CRS because CRS's exact formula could not be verified.",
+            )
+        )
         return cards
 
     def compute(self, inputs: ScoringInputs, options: dict) -> list[MetricValue]:
@@ -219,7 +243,12 @@ class RetrievalMetric(Metric):
         if mode not in ("single", "multi"):
             raise SuiteError(f"option 'mode' must be 'single' or 'multi', got {mode!r}")
         scores = _class_scores(inputs, backbone, "generated", templates)
-        details = {"tie_rule": TIE_RULE, "templates": list(templates), "classes": len(inputs.suite.classes), "mode": mode}
+        details = {
+            "tie_rule": TIE_RULE,
+            "templates": list(templates),
+            "classes": len(inputs.suite.classes),
+            "mode": mode,
+        }
         ids = inputs.item_ids
         if mode == "single":
             if any(len(g) != 1 for g in label_sets):
@@ -227,17 +256,25 @@ class RetrievalMetric(Metric):
             targets = np.array([g[0] for g in label_sets])
             return [
                 per_item_value(f"R@{k}[{backbone}]", recall_at_k(scores, targets, k), ids, True, backbone, details)
-                for k in _ks(options, (1, 5, 10))
+                for k in _ks(options, (1, 5, 10), len(inputs.suite.classes))
             ]
         scale = float(inputs.logit_scale(backbone))
         values = [
-            per_item_value(f"CRS[{backbone}]", class_representation_score(scores, label_sets), ids, True, backbone, details),
-            per_item_value(f"CRS-prob[{backbone}]", class_probability_mass(scores, label_sets, scale), ids, True,
-                           backbone, {**details, "logit_scale": scale}),
+            per_item_value(
+                f"CRS[{backbone}]", class_representation_score(scores, label_sets), ids, True, backbone, details
+            ),
+            per_item_value(
+                f"CRS-prob[{backbone}]",
+                class_probability_mass(scores, label_sets, scale),
+                ids,
+                True,
+                backbone,
+                {**details, "logit_scale": scale},
+            ),
         ]
         values += [
             per_item_value(f"R@{k}*[{backbone}]", recall_at_k_star(scores, label_sets, k), ids, True, backbone, details)
-            for k in _ks(options, (2, 5, 10))
+            for k in _ks(options, (2, 5, 10), len(inputs.suite.classes))
         ]
         return values
 
@@ -247,16 +284,29 @@ class PerSourceMetric(Metric):
 
     name = "clip-per-source"
     tasks = frozenset({"generate_per_source"})
+    options = {"backbone": str, "templates": list}
+    backbone_options = frozenset({"backbone"})
 
     def cards(self) -> list[MetricCard]:
-        match = ("Each mixture's images are matched to its ground-truth classes by the Hungarian assignment "
-                 "maximising total cosine; an image left unmatched counts as a miss.")
+        match = (
+            "Each mixture's images are matched to its ground-truth classes by the Hungarian assignment "
+            "maximising total cosine; an image left unmatched counts as a miss."
+        )
         common = f" Prompts: {PROMPTS_DOC}. Tie rule: {TIE_RULE}."
         return [
-            MetricCard("sepR@1", f"{match} Mean over images of [matched class ranks first among the suite's "
-                       f"classes].{common}", True, REFERENCE_AVGAS),
-            MetricCard("sep-acc", f"{match} Fraction of mixtures in which every ground-truth class ranks first "
-                       f"on its matched image.{common}", True, REFERENCE_AVGAS),
+            MetricCard(
+                "sepR@1",
+                f"{match} Mean over images of [matched class ranks first among the suite's classes].{common}",
+                True,
+                REFERENCE_AVGAS,
+            ),
+            MetricCard(
+                "sep-acc",
+                f"{match} Fraction of mixtures in which every ground-truth class ranks first "
+                f"on its matched image.{common}",
+                True,
+                REFERENCE_AVGAS,
+            ),
         ]
 
     def compute(self, inputs: ScoringInputs, options: dict) -> list[MetricValue]:
@@ -270,15 +320,20 @@ class PerSourceMetric(Metric):
             raise DataError(f"per-source groups count {sum(groups)} images, features have {len(scores)}")
         starts = np.concatenate([[0], np.cumsum(groups)])
         image_hits, image_ids, mixture_acc = [], [], []
-        for k, (item_id, label_set) in enumerate(zip(inputs.item_ids, label_sets)):
-            hits, acc = per_source_scores(scores[starts[k]:starts[k + 1]], label_set)
+        for k, (item_id, label_set) in enumerate(zip(inputs.item_ids, label_sets, strict=True)):
+            hits, acc = per_source_scores(scores[starts[k] : starts[k + 1]], label_set)
             image_hits.extend(hits)
             image_ids.extend(f"{item_id}#{s}" for s in range(len(hits)))
             mixture_acc.append(acc)
-        details = {"tie_rule": TIE_RULE, "templates": list(templates), "classes": len(inputs.suite.classes),
-                   "assignment": "scipy.optimize.linear_sum_assignment(maximize=True) on cosines"}
+        details = {
+            "tie_rule": TIE_RULE,
+            "templates": list(templates),
+            "classes": len(inputs.suite.classes),
+            "assignment": "scipy.optimize.linear_sum_assignment(maximize=True) on cosines",
+        }
         return [
             per_item_value(f"sepR@1[{backbone}]", image_hits, image_ids, True, backbone, {**details, "unit": "image"}),
-            per_item_value(f"sep-acc[{backbone}]", mixture_acc, inputs.item_ids, True, backbone,
-                           {**details, "unit": "mixture"}),
+            per_item_value(
+                f"sep-acc[{backbone}]", mixture_acc, inputs.item_ids, True, backbone, {**details, "unit": "mixture"}
+            ),
         ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Mapping
 
 import numpy as np
 import torch
@@ -55,7 +55,7 @@ class Batch:
         return gen
 
 
-class Model(abc.ABC):
+class Model(abc.ABC):  # noqa: B024 - abstract by intent, every method optional
     """Base class of all avbench models.
 
     Subclasses set `name`, `version`, `tasks` and `sample_rate`, and override
@@ -63,6 +63,19 @@ class Model(abc.ABC):
       generate            -> list of B uint8 images (H, W, 3)
       generate_per_source -> list of B lists, num_sources[i] images each
       separate_audio      -> list of B float32 arrays [num_sources[i], T]
+
+    Conformance hook (`avbench conformance`, README "Conformance"): an adapter
+    of published code can prove, on cases recorded by running the official
+    code, that it loads the official files and computes the same function.
+      from_checkpoint(..., architecture=dict)  the parsed `--config` JSON
+          (reduced hyper-parameters); the paper loader builds the official
+          network with them. None (every real run) means the full paper config.
+      conformance_inputs      case keys that are inputs (never compared)
+      conformance_tolerances  max |Δ| allowed per output key; integer keys
+          are compared in their own units (0 = exact)
+      conformance(cases, meta) -> {key: tensor} for every output key the
+          adapter computes, given all tensors of the case file and its parsed
+          "conformance" metadata. A key it does not return fails.
     """
 
     name: ClassVar[str] = "model"
@@ -70,22 +83,30 @@ class Model(abc.ABC):
     tasks: ClassVar[frozenset[str]] = frozenset()
     sample_rate: ClassVar[int] = 16000
     uses_ground_truth: ClassVar[bool] = False
+    conformance_inputs: ClassVar[frozenset[str]] = frozenset()
+    conformance_tolerances: ClassVar[Mapping[str, float]] = {}
 
     def __init__(self, device: str | torch.device = "cpu"):
         self.device = torch.device(device)
         self.checkpoint_sha256: str | None = None
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path | None = None, *, device: str = "cpu", suite=None) -> "Model":
+    def from_checkpoint(
+        cls, path: str | Path | None = None, *, device: str = "cpu", suite=None, architecture: dict | None = None
+    ) -> "Model":
         """Build the model, loading `path` if given.
 
         `suite` (a `Suite`) lets a model pick a default checkpoint, for
         example its shipped synthetic-world weights on synthetic suites.
+        `architecture` (conformance only) holds reduced hyper-parameters for
+        the paper loader; None means the full paper configuration.
         """
-        if path is not None:
-            from ..errors import CheckpointError
+        from ..errors import CheckpointError
 
+        if path is not None:
             raise CheckpointError(f"model {cls.name!r} takes no checkpoint, got {path}")
+        if architecture is not None:
+            raise CheckpointError(f"model {cls.name!r} has no official architecture to configure")
         return cls(device=device)
 
     @classmethod
@@ -101,6 +122,10 @@ class Model(abc.ABC):
 
     def separate_audio(self, batch: Batch) -> list[np.ndarray]:
         raise NotImplementedError(f"{self.name} does not support separate_audio")
+
+    def conformance(self, cases: Mapping[str, torch.Tensor], meta: Mapping) -> dict[str, torch.Tensor]:
+        """This adapter's value of every output key of a recorded case file it can compute (base: none)."""
+        return {}
 
     def describe(self) -> dict:
         """Identity written into the record."""

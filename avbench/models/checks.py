@@ -31,7 +31,9 @@ def as_waveforms(value, sources: int, max_length: int, where: str) -> np.ndarray
     if isinstance(value, torch.Tensor):
         value = value.detach().cpu().numpy()
     if not isinstance(value, np.ndarray) or value.dtype.kind != "f":
-        raise ModelOutputError(f"{where}: expected a float array [S, T], got {getattr(value, 'dtype', type(value).__name__)}")
+        raise ModelOutputError(
+            f"{where}: expected a float array [S, T], got {getattr(value, 'dtype', type(value).__name__)}"
+        )
     if value.ndim != 2 or value.shape[0] != sources or not 0 < value.shape[1] <= max_length:
         raise ModelOutputError(f"{where}: expected shape ({sources}, T<={max_length}), got {value.shape}")
     if not np.isfinite(value).all():
@@ -41,5 +43,8 @@ def as_waveforms(value, sources: int, max_length: int, where: str) -> np.ndarray
 
 def batch_list(value, length: int, where: str) -> list:
     if not isinstance(value, (list, tuple)) or len(value) != length:
-        raise ModelOutputError(f"{where}: expected a list of {length} outputs, got {type(value).__name__} of length {len(value) if hasattr(value, '__len__') else '?'}")
+        raise ModelOutputError(
+            f"{where}: expected a list of {length} outputs, got {type(value).__name__} "
+            f"of length {len(value) if hasattr(value, '__len__') else '?'}"
+        )
     return list(value)

@@ -53,13 +53,17 @@ class ModelHandle:
 
 def open_model(model_cls: type[Model], checkpoint: str | None, device: str, suite, index_folder: Path) -> ModelHandle:
     """A handle whose model is built now only if its identity is not in the index."""
-    key = stable_hash({
-        "class": [model_cls.__module__, model_cls.__qualname__, source_fingerprint(model_cls.__module__)],
-        "checkpoint": _checkpoint_fingerprint(checkpoint),
-        "suite": [suite.name, suite.version, suite.data, suite.manifest_sha256],
-    })
+    key = stable_hash(
+        {
+            "class": [model_cls.__module__, model_cls.__qualname__, source_fingerprint(model_cls.__module__)],
+            "checkpoint": _checkpoint_fingerprint(checkpoint),
+            "suite": [suite.name, suite.version, suite.data, suite.manifest_sha256],
+        }
+    )
     index = JsonIndex(Path(index_folder) / f"{model_cls.name}.json", "model identity index")
-    handle = ModelHandle(model_cls, lambda: model_cls.from_checkpoint(checkpoint, device=device, suite=suite), index.get(key))
+    handle = ModelHandle(
+        model_cls, lambda: model_cls.from_checkpoint(checkpoint, device=device, suite=suite), index.get(key)
+    )
     index.put(key, handle.identity)
     index.save()
     return handle

@@ -57,10 +57,10 @@ class OracleOneModel(_TruthModel):
         return [t.source_images[0] for t in batch.truth]
 
     def generate_per_source(self, batch: Batch) -> list[list[np.ndarray]]:
-        return [[t.source_images[0]] * n for t, n in zip(batch.truth, batch.num_sources)]
+        return [[t.source_images[0]] * n for t, n in zip(batch.truth, batch.num_sources, strict=True)]
 
     def separate_audio(self, batch: Batch) -> list[np.ndarray]:
-        return [np.repeat(t.sources[:1], n, axis=0) for t, n in zip(batch.truth, batch.num_sources)]
+        return [np.repeat(t.sources[:1], n, axis=0) for t, n in zip(batch.truth, batch.num_sources, strict=True)]
 
 
 class RandomModel(_TruthModel):
@@ -69,12 +69,12 @@ class RandomModel(_TruthModel):
     name = "random"
 
     def generate(self, batch: Batch) -> list[np.ndarray]:
-        return [_noise_image(seed, t.reference) for seed, t in zip(batch.seeds, batch.truth)]
+        return [_noise_image(seed, t.reference) for seed, t in zip(batch.seeds, batch.truth, strict=True)]
 
     def generate_per_source(self, batch: Batch) -> list[list[np.ndarray]]:
         return [
             [_noise_image(seed * 7919 + k, t.reference) for k in range(n)]
-            for seed, t, n in zip(batch.seeds, batch.truth, batch.num_sources)
+            for seed, t, n in zip(batch.seeds, batch.truth, batch.num_sources, strict=True)
         ]
 
     def separate_audio(self, batch: Batch) -> list[np.ndarray]:

@@ -17,11 +17,11 @@ import numpy as np
 import soundfile as sf
 
 from ..cache import atomic_write
-from ..data.items import data_source, load_item
-from ..data.manifest import Item
-from ..data.suite import Suite
 from ..errors import AvbenchError
+from ..items.sources import data_source, load_item
 from ..outputs import png_bytes
+from ..suites.manifest import Item
+from ..suites.spec import Suite
 from .runs import ItemView, Media, RunView
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")  # a file name inside its folder, nothing more
@@ -39,7 +39,14 @@ def wav16_bytes(audio: np.ndarray, sample_rate: int) -> bytes:
 
 
 class MediaWriter:
-    """Writes each file of the report folder once, atomically; returns its relative link."""
+    """Writes each file of the report folder once, atomically; returns its relative link.
+
+    The folder's list of written files (`.avbench-report.json`) lets the next
+    report remove the pages and media of runs it no longer shows, and never
+    touch a file it did not write.
+    """
+
+    LISTING = ".avbench-report.json"
 
     def __init__(self, out: Path):
         self.out = Path(out)
@@ -50,6 +57,24 @@ class MediaWriter:
             atomic_write(self.out / relative, data())
             self._written.add(relative)
         return relative
+
+    def finish(self) -> None:
+        """Remove what an earlier report wrote and this one did not; record what this one wrote."""
+        try:
+            earlier = json.loads((self.out / self.LISTING).read_text("utf-8"))
+        except (FileNotFoundError, ValueError):
+            earlier = []
+        stale = {name for name in earlier if isinstance(name, str)} - self._written
+        for relative in sorted(stale):
+            path = self.out / relative
+            if ".." in Path(relative).parts or Path(relative).is_absolute() or not path.is_file():
+                continue
+            path.unlink()
+            for folder in path.parents:
+                if folder == self.out or any(folder.iterdir()):
+                    break
+                folder.rmdir()
+        atomic_write(self.out / self.LISTING, json.dumps(sorted(self._written), indent=1).encode("utf-8"))
 
 
 class SuiteMedia:
@@ -110,8 +135,12 @@ def write_run_outputs(writer: MediaWriter, run: RunView, shown: list[ItemView], 
                 if task == "separate_audio":
                     audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
                     for k in range(audio.shape[1]):
-                        links.append(writer.put(f"{folder}/{task}/{view.item.id}.{k}.wav",
-                                                lambda k=k: wav16_bytes(audio[:, k], rate)))
+                        links.append(
+                            writer.put(
+                                f"{folder}/{task}/{view.item.id}.{k}.wav",
+                                lambda k=k, audio=audio, rate=rate: wav16_bytes(audio[:, k], rate),
+                            )
+                        )
                 else:
                     links.append(writer.put(f"{folder}/{task}/{path.name}", path.read_bytes))
             view.media.outputs[task] = links

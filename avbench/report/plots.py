@@ -12,7 +12,7 @@ import math
 import numpy as np
 from matplotlib.figure import Figure
 
-from ..tables import bare_name
+from ..leaderboards import bare_name
 from .runs import ItemMetric, RunView
 
 PER_CLASS_PREFERENCE = ("R@1", "CRS", "SDR")  # the metric shown per class, first found
@@ -43,7 +43,7 @@ def _bars(ax, positions, values, **options) -> None:
     values = np.asarray(values, dtype=np.float64)
     finite = np.isfinite(values)
     ax.barh(positions, np.where(finite, values, 0.0), **options)
-    for position, value in zip(np.asarray(positions)[~finite], values[~finite]):
+    for position, value in zip(np.asarray(positions)[~finite], values[~finite], strict=False):
         ax.text(0, position, " n/a" if np.isnan(value) else f" {value}", va="center", fontsize=8)
 
 
@@ -54,13 +54,15 @@ def metric_bars(runs: list[RunView]) -> bytes | None:
         return None
     figure, axes = _grid(len(names), 0.6 + 0.35 * len(runs))
     labels = [plain(run.label) for run in runs]
-    for ax, name in zip(axes, names):
+    for ax, name in zip(axes, names, strict=False):
         values, low, high = [], [], []
         for run in runs:
             entry = next((e for e in run.record.metrics if e.name == name), None)
             value = entry.value if entry is not None and entry.value is not None else math.nan
             values.append(value)
-            has_ci = entry is not None and entry.ci_low is not None and entry.ci_high is not None and not math.isnan(value)
+            has_ci = (
+                entry is not None and entry.ci_low is not None and entry.ci_high is not None and not math.isnan(value)
+            )
             low.append(max(0.0, value - entry.ci_low) if has_ci else 0.0)
             high.append(max(0.0, entry.ci_high - value) if has_ci else 0.0)
         positions = np.arange(len(runs))
@@ -102,7 +104,7 @@ def per_class(runs: list[RunView], metric: ItemMetric) -> bytes:
     figure = Figure(figsize=(7, 1 + len(classes) * (0.1 + 0.08 * len(runs))), layout="constrained")
     ax = figure.subplots()
     positions = np.arange(len(classes))
-    for k, (run, table) in enumerate(zip(runs, means)):
+    for k, (run, table) in enumerate(zip(runs, means, strict=False)):
         values = [table.get(c, (math.nan, 0))[0] for c in classes]
         _bars(ax, positions + k * width, values, height=width, label=plain(run.label), color=f"C{k}")
     ax.set_yticks(positions + width * (len(runs) - 1) / 2, [plain(c) for c in classes])
@@ -118,7 +120,7 @@ def distributions(runs: list[RunView]) -> bytes | None:
     if not names:
         return None
     figure, axes = _grid(len(names), 3.2)
-    for ax, name in zip(axes, names):
+    for ax, name in zip(axes, names, strict=False):
         data = [np.array([v.values[name] for v in run.items if name in v.values]) for run in runs]
         infinite = sum(int(np.isinf(d).sum()) for d in data)
         data = [d[np.isfinite(d)] for d in data]

@@ -13,12 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
-
-from ..data.manifest import Item
-from ..data.suite import Suite, load_suite
 from ..errors import AvbenchError, RecordError
-from ..record import Record, load_items, load_record
-
+from ..record import Record, items_path, load_items, load_record, record_path, spec_sha256
+from ..suites.manifest import Item
+from ..suites.spec import Suite, load_suite
 
 
 @dataclass
@@ -75,8 +73,9 @@ def find_suite(name: str, suites: Mapping[str, Suite]) -> Suite:
     try:
         return load_suite(name)
     except AvbenchError as exc:
-        raise RecordError(f"the record names suite {name!r}, which cannot be loaded ({exc}); "
-                          "pass its spec file with --suite-spec") from None
+        raise RecordError(
+            f"the record names suite {name!r}, which cannot be loaded ({exc}); pass its spec file with --suite-spec"
+        ) from None
 
 
 def item_metrics(record: Record, columns) -> list[ItemMetric]:
@@ -103,23 +102,29 @@ def worst_first(items: list[ItemView], metric: ItemMetric | None) -> list[ItemVi
 
 
 def load_run(path: Path, suites: Mapping[str, Suite]) -> RunView:
-    """Read a run directory (or its record.json) written by `avbench run`."""
-    path = Path(path)
-    folder = path if path.is_dir() else path.parent
-    record = load_record(folder)
+    """Read the record a path names (a run directory or any record file) and the per-item table it names."""
+    record = load_record(path)
+    folder = record_path(path).parent
     suite = find_suite(record.suite.name, suites)
     if suite.manifest_sha256 != record.suite.manifest_sha256:
-        raise RecordError(f"{folder}: the run used manifest {record.suite.manifest_sha256[:12]} of {suite.name!r}, "
-                          f"but this avbench's suite has manifest {suite.manifest_sha256[:12]}")
-    table = load_items(folder)
+        raise RecordError(
+            f"{folder}: the run used manifest {record.suite.manifest_sha256[:12]} of {suite.name!r}, "
+            f"but this avbench's suite has manifest {suite.manifest_sha256[:12]}"
+        )
+    if spec_sha256(suite) != record.suite.spec_sha256:
+        raise RecordError(
+            f"{record_path(path)}: the run used spec {record.suite.spec_sha256[:12]} of suite "
+            f"{suite.name!r}, not this one ({spec_sha256(suite)[:12]}); pass its spec file with --suite-spec"
+        )
+    table = load_items(path, record)
     if table is None:
-        raise RecordError(f"{folder}: no items.csv beside the record")
+        raise RecordError(f"{record_path(path)}: its per-item table {items_path(path)} does not exist")
     metrics = item_metrics(record, table.columns)
     manifest = {item.id: (order, item) for order, item in enumerate(suite.items)}
     views: dict[str, ItemView] = {}
     for row in table.to_dict("records"):
         if row["item"] not in manifest:
-            raise RecordError(f"{folder / 'items.csv'}: item {row['item']!r} is not in suite {suite.name!r}")
+            raise RecordError(f"{items_path(path)}: item {row['item']!r} is not in suite {suite.name!r}")
         order, item = manifest[row["item"]]
         view = views.setdefault(item.id, ItemView(item=item, order=order, status={}, values={}))
         view.status[row["task"]] = (row["status"], row["reason"])

@@ -43,7 +43,9 @@ def load_clip_synth(spec: BackboneSpec, weights_path, device):
 def mel_filterbank(n_fft: int, sample_rate: int, n_mels: int, f_min: float, f_max: float) -> torch.Tensor:
     """Triangular HTK-mel filters, [n_fft // 2 + 1, n_mels]."""
     to_mel = lambda f: 2595.0 * torch.log10(1.0 + f / 700.0)  # noqa: E731
-    edges_mel = torch.linspace(to_mel(torch.tensor(f_min)), to_mel(torch.tensor(f_max)), n_mels + 2, dtype=torch.float64)
+    edges_mel = torch.linspace(
+        to_mel(torch.tensor(f_min)), to_mel(torch.tensor(f_max)), n_mels + 2, dtype=torch.float64
+    )
     edges = 700.0 * (10.0 ** (edges_mel / 2595.0) - 1.0)
     freqs = torch.linspace(0.0, sample_rate / 2.0, n_fft // 2 + 1, dtype=torch.float64)[:, None]
     lower, centre, upper = edges[:-2], edges[1:-1], edges[2:]
@@ -65,7 +67,9 @@ class AudioTower(nn.Module):
         self.register_buffer("window", torch.hann_window(N_FFT), persistent=False)
         self.register_buffer("mel", mel_filterbank(N_FFT, SAMPLE_RATE, N_MELS, F_MIN, F_MAX), persistent=False)
         self.norm = nn.BatchNorm2d(1)
-        self.conv = nn.Sequential(_block(1, 16, True), _block(16, 32, True), _block(32, 64, True), _block(64, 128, False))
+        self.conv = nn.Sequential(
+            _block(1, 16, True), _block(16, 32, True), _block(32, 64, True), _block(64, 128, False)
+        )
         self.proj = nn.Linear(256, embed_dim)
 
     def features(self, audio: torch.Tensor) -> torch.Tensor:

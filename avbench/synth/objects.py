@@ -132,7 +132,11 @@ class Appearance:
 
 
 def appearance(look: Look, rng: np.random.Generator) -> Appearance:
-    colour = hsv(look.hue + rng.uniform(-look.hue_jitter, look.hue_jitter), rng.uniform(*look.saturation), rng.uniform(*look.value))
+    colour = hsv(
+        look.hue + rng.uniform(-look.hue_jitter, look.hue_jitter),
+        rng.uniform(*look.saturation),
+        rng.uniform(*look.value),
+    )
     return Appearance(look, colour, float(rng.uniform(0, 2 * np.pi)))
 
 
@@ -150,7 +154,7 @@ def background(rng: np.random.Generator, size: int) -> np.ndarray:
 def draw(canvas: np.ndarray, look: Appearance, centre: tuple[float, float], half_size: float) -> None:
     """Paint the object into `canvas` (float [H, W, 3]) in place."""
     size = canvas.shape[0]
-    grid = (np.arange(size) + 0.5)
+    grid = np.arange(size) + 0.5
     u = (grid[None, :] - centre[1]) / half_size
     v = (grid[:, None] - centre[0]) / half_size
     u, v = np.broadcast_arrays(u, v)

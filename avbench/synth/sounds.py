@@ -35,7 +35,7 @@ def _decays(n: int, sr: int, onsets: np.ndarray, decay_s: float, weights: np.nda
     """An envelope of exponential decays that start at `onsets` (seconds)."""
     env = np.zeros(n)
     kernel = np.exp(-np.arange(int(6 * decay_s * sr) + 1) / (decay_s * sr))
-    for onset, weight in zip(onsets, weights):
+    for onset, weight in zip(onsets, weights, strict=True):
         _place(env, int(onset * sr), weight * kernel)
     return env
 
@@ -83,7 +83,9 @@ def church_bell_ringing(rng: np.random.Generator, n: int, sr: int) -> np.ndarray
     ratios = np.array([0.5, 1.0, 1.19, 1.5, 2.0, 2.52, 3.0, 4.16])
     amps = np.array([0.6, 1.0, 0.8, 0.5, 0.6, 0.35, 0.25, 0.15]) * rng.uniform(0.8, 1.2, ratios.size)
     t = np.arange(n, dtype=np.float32) / sr
-    strike = sum(a * np.exp(-t * (0.8 + 0.9 * r)) * _sin(2 * np.pi * f0 * r * t) for r, a in zip(ratios, amps))
+    strike = sum(
+        a * np.exp(-t * (0.8 + 0.9 * r)) * _sin(2 * np.pi * f0 * r * t) for r, a in zip(ratios, amps, strict=True)
+    )
     for onset in np.arange(rng.uniform(0.0, 0.25), n / sr, rng.uniform(0.6, 0.9)):
         _place(out, int(onset * sr), strike)
     return out

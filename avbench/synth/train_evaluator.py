@@ -120,7 +120,9 @@ def _optimiser(params, lr: float) -> torch.optim.Optimizer:
     return torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": rest, "weight_decay": 0.0}], lr=lr)
 
 
-def train_clip(model, tokens: torch.Tensor, pool: ImagePool, world: World, rng: np.random.Generator, steps: int, batch: int) -> None:
+def train_clip(
+    model, tokens: torch.Tensor, pool: ImagePool, world: World, rng: np.random.Generator, steps: int, batch: int
+) -> None:
     normalise = Normalise(model)
     model.token_embedding.requires_grad_(False)  # a fixed random code per token is enough for 100 prompts
     optimiser = _optimiser(list(model.parameters()), 1e-3)
@@ -132,7 +134,9 @@ def train_clip(model, tokens: torch.Tensor, pool: ImagePool, world: World, rng: 
     for step in range(steps):
         for group in optimiser.param_groups:
             group["lr"] = _schedule(step, steps, 1e-3)
-        idx = np.concatenate([rng.integers(0, pool.n_objects, n_obj), rng.integers(pool.n_objects, len(pool.images), n_scene)])
+        idx = np.concatenate(
+            [rng.integers(0, pool.n_objects, n_obj), rng.integers(pool.n_objects, len(pool.images), n_scene)]
+        )
         images = torch.cat([pool.images[idx], _null_images(world, rng, n_null)])
         flip = torch.from_numpy(rng.random(batch) < 0.5)
         images[flip] = images[flip].flip(-1)
@@ -154,7 +158,9 @@ def train_clip(model, tokens: torch.Tensor, pool: ImagePool, world: World, rng: 
 @torch.no_grad()
 def embed_images(model, images: torch.Tensor, batch: int = 256) -> torch.Tensor:
     normalise = Normalise(model)
-    return torch.cat([model.encode_image(normalise(images[i : i + batch]), normalize=True) for i in range(0, len(images), batch)])
+    return torch.cat(
+        [model.encode_image(normalise(images[i : i + batch]), normalize=True) for i in range(0, len(images), batch)]
+    )
 
 
 def _equal_rms_mean(waves: np.ndarray) -> np.ndarray:
@@ -162,25 +168,38 @@ def _equal_rms_mean(waves: np.ndarray) -> np.ndarray:
     return (waves / rms).mean(axis=0).astype(np.float32)
 
 
-def train_audio(tower: AudioTower, model, text_singles: torch.Tensor, world: World, rng: np.random.Generator,
-                clips_per_class: int, mixtures: int, steps: int, batch: int) -> None:
+def train_audio(
+    tower: AudioTower,
+    model,
+    text_singles: torch.Tensor,
+    world: World,
+    rng: np.random.Generator,
+    clips_per_class: int,
+    mixtures: int,
+    steps: int,
+    batch: int,
+) -> None:
     """Regress audio embeddings onto the frozen image embeddings of the matching frame or scene."""
     n_classes = len(CLASSES)
     labels = [c for _ in range(clips_per_class) for c in range(n_classes)]
     seeds = [OBJECT_SEEDS + k for k in range(clips_per_class) for _ in range(n_classes)]
-    waves = np.stack([world.source_audio(CLASSES[c], s) for c, s in zip(labels, seeds)])
-    frames = _to_tensor([world.object_image(CLASSES[c], s) for c, s in zip(labels, seeds)])
+    waves = np.stack([world.source_audio(CLASSES[c], s) for c, s in zip(labels, seeds, strict=True)])
+    frames = _to_tensor([world.object_image(CLASSES[c], s) for c, s in zip(labels, seeds, strict=True)])
     pairs = []
     while len(pairs) < mixtures:
         i, j = rng.integers(0, len(labels), 2)
         if labels[i] != labels[j]:
             pairs.append((int(i), int(j)))
-    scenes = _to_tensor([world.scene_image([CLASSES[labels[i]], CLASSES[labels[j]]], [seeds[i], seeds[j]]) for i, j in pairs])
+    scenes = _to_tensor(
+        [world.scene_image([CLASSES[labels[i]], CLASSES[labels[j]]], [seeds[i], seeds[j]]) for i, j in pairs]
+    )
     targets = torch.cat([embed_images(model, frames), embed_images(model, scenes)])
-    class_targets = torch.cat([
-        torch.eye(n_classes)[labels],
-        torch.stack([(torch.eye(n_classes)[labels[i]] + torch.eye(n_classes)[labels[j]]) / 2 for i, j in pairs]),
-    ])
+    class_targets = torch.cat(
+        [
+            torch.eye(n_classes)[labels],
+            torch.stack([(torch.eye(n_classes)[labels[i]] + torch.eye(n_classes)[labels[j]]) / 2 for i, j in pairs]),
+        ]
+    )
     _log(f"audio pool: {len(labels)} clips, {len(pairs)} mixtures")
     optimiser = _optimiser(list(tower.parameters()), 2e-3)
     tower.train()
@@ -188,7 +207,9 @@ def train_audio(tower: AudioTower, model, text_singles: torch.Tensor, world: Wor
         for group in optimiser.param_groups:
             group["lr"] = _schedule(step, steps, 2e-3)
         idx = rng.integers(0, len(targets), batch)
-        audio = np.stack([waves[k] if k < len(labels) else _equal_rms_mean(waves[list(pairs[k - len(labels)])]) for k in idx])
+        audio = np.stack(
+            [waves[k] if k < len(labels) else _equal_rms_mean(waves[list(pairs[k - len(labels)])]) for k in idx]
+        )
         audio *= rng.uniform(0.3, 1.0, (batch, 1)).astype(np.float32)
         emb = F.normalize(tower(torch.from_numpy(audio)), dim=-1)
         loss = (1.0 - (emb * targets[idx]).sum(dim=-1)).mean()
@@ -228,8 +249,14 @@ def write_weights(out: Path, model, tower: AudioTower, steps: int, audio_steps: 
     meta = {"trained_by": "avbench.synth.train_evaluator", "seed": str(SEED)}
     clip_state = {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}
     sums = {
-        CLIP_WEIGHTS_FILE: _save(clip_state, out / CLIP_WEIGHTS_FILE, {**meta, "open_clip_model": OPEN_CLIP_NAME, "steps": str(steps)}),
-        AUDIO_WEIGHTS_FILE: _save(tower.state_dict(), out / AUDIO_WEIGHTS_FILE, {**meta, "image_backbone": "clip-synth", "steps": str(audio_steps)}),
+        CLIP_WEIGHTS_FILE: _save(
+            clip_state, out / CLIP_WEIGHTS_FILE, {**meta, "open_clip_model": OPEN_CLIP_NAME, "steps": str(steps)}
+        ),
+        AUDIO_WEIGHTS_FILE: _save(
+            tower.state_dict(),
+            out / AUDIO_WEIGHTS_FILE,
+            {**meta, "image_backbone": "clip-synth", "steps": str(audio_steps)},
+        ),
     }
     (out / "SHA256SUMS").write_text("".join(f"{digest}  {name}\n" for name, digest in sums.items()))
     return sums
@@ -246,9 +273,14 @@ def held_out_report(model, tokens: torch.Tensor, tower: AudioTower, world: World
     r1 = (obj_emb @ text.T).argmax(dim=1).eq(truth).float().mean().item()
     pair_rng = np.random.default_rng(1)
     pairs = [pair_rng.choice(len(CLASSES), 2, replace=False) for _ in range(10 * n)]
-    scenes = _to_tensor([world.scene_image([CLASSES[a], CLASSES[b]], [fresh + 2 * k, fresh + 2 * k + 1]) for k, (a, b) in enumerate(pairs)])
+    scenes = _to_tensor(
+        [
+            world.scene_image([CLASSES[a], CLASSES[b]], [fresh + 2 * k, fresh + 2 * k + 1])
+            for k, (a, b) in enumerate(pairs)
+        ]
+    )
     top2 = (embed_images(model, scenes) @ text.T).topk(2, dim=1).indices
-    both = np.mean([set(t.tolist()) == {int(a), int(b)} for t, (a, b) in zip(top2, pairs)])
+    both = np.mean([set(t.tolist()) == {int(a), int(b)} for t, (a, b) in zip(top2, pairs, strict=True)])
     audio = torch.from_numpy(np.stack([world.source_audio(c, fresh + k) for k in range(n) for c in CLASSES]))
     centroids = F.normalize(torch.stack([obj_emb[truth == c].mean(0) for c in range(len(CLASSES))]), dim=-1)
     audio_emb = F.normalize(tower(audio), dim=-1)
@@ -258,10 +290,17 @@ def held_out_report(model, tokens: torch.Tensor, tower: AudioTower, world: World
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=WEIGHTS_DIR, help="directory for the safetensors files and SHA256SUMS")
+    parser.add_argument(
+        "--out", type=Path, default=WEIGHTS_DIR, help="directory for the safetensors files and SHA256SUMS"
+    )
     parser.add_argument("--steps", type=int, default=300, help="clip-synth training steps (batch 64)")
     parser.add_argument("--audio-steps", type=int, default=150, help="audio-synth training steps (batch 64)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads: one is fastest on a shared CPU and keeps results reproducible")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads: one is fastest on a shared CPU and keeps results reproducible",
+    )
     args = parser.parse_args(argv)
 
     import open_clip
@@ -287,12 +326,17 @@ def main(argv: list[str] | None = None) -> None:
     for p in model.parameters():
         p.requires_grad_(False)
     tower = AudioTower()
-    train_audio(tower, model, text_singles, world, rng, clips_per_class=150, mixtures=1500, steps=args.audio_steps, batch=64)
+    train_audio(
+        tower, model, text_singles, world, rng, clips_per_class=150, mixtures=1500, steps=args.audio_steps, batch=64
+    )
     finished = time.perf_counter()
 
     report = held_out_report(model, tokens, tower, world)
     sums = write_weights(args.out, model, tower, args.steps, args.audio_steps)
-    _log(f"clip stage {clip_done - started:.0f} s, audio stage {finished - clip_done:.0f} s, total {finished - started:.0f} s")
+    _log(
+        f"clip stage {clip_done - started:.0f} s, audio stage {finished - clip_done:.0f} s, "
+        f"total {finished - started:.0f} s"
+    )
     _log("held-out: " + ", ".join(f"{k} {v:.3f}" for k, v in report.items()))
     for name, digest in sums.items():
         _log(f"{digest}  {name}  {(args.out / name).stat().st_size} bytes")

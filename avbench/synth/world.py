@@ -36,8 +36,11 @@ MANIFEST_KINDS = ("synth-single", "synth-mixed2", "synth-sep")
 # Manifests draw clip seeds below this; the evaluator trains on seeds at or above it.
 MANIFEST_SEED_LIMIT = 1_000_000
 
-_AUDIO, _LOOK, _PLACE, _SCENE, _NOISE, _MANIFEST = range(6)
+_AUDIO, _LOOK, _PLACE, _SCENE, _NOISE, _MANIFEST, _UNLABELLED = range(7)
 _CLIP_ID = re.compile(r"^([a-z]+(?:-[a-z]+)*)-(\d+)$")
+# A clip that also carries unlabelled classes joins their clip ids with CARRIES, its labelled clip first:
+# 'dog-barking-000123_rain-falling-004567' is a dog-barking clip in which rain is heard too.
+CARRIES = "_"
 
 
 def slug(label: str) -> str:
@@ -66,8 +69,20 @@ def parse_clip_id(name: str) -> tuple[str, int]:
     """'dog-barking-000123' -> ('dog barking', 123)."""
     match = _CLIP_ID.match(name)
     if not match or match.group(1) not in _BY_SLUG:
-        raise DataError(f"{name!r} is not a synthetic clip id (expected '<class-slug>-<seed>', e.g. 'dog-barking-000123')")
+        raise DataError(
+            f"{name!r} is not a synthetic clip id (expected '<class-slug>-<seed>', e.g. 'dog-barking-000123')"
+        )
     return _BY_SLUG[match.group(1)], int(match.group(2))
+
+
+def clip_parts(name: str) -> list[tuple[str, int]]:
+    """The (class, clip seed) of every sound in a clip: its labelled clip first, then what it carries."""
+    return [parse_clip_id(part) for part in name.split(CARRIES)]
+
+
+def clip_labels(name: str) -> list[str]:
+    """Every class heard in a clip: its audible classes."""
+    return [label for label, _ in clip_parts(name)]
 
 
 def _rng(*key: int) -> np.random.Generator:
@@ -92,6 +107,10 @@ class World:
         level = rng.uniform(0.5, 0.9)
         return (signal * (level / peak if peak > 0 else 0.0)).astype(np.float32)
 
+    def clip_audio(self, name: str) -> np.ndarray:
+        """float32 [T]: a clip's sound, the mean of its sounds when it carries unlabelled ones."""
+        return np.mean([self.source_audio(label, seed) for label, seed in clip_parts(name)], axis=0, dtype=np.float32)
+
     def _appearance(self, label: str, clip_seed: int):
         index = class_index(label)
         return appearance(LOOKS[index], _rng(_LOOK, index, clip_seed))
@@ -114,17 +133,19 @@ class World:
     def scene_image(self, labels: Sequence[str], clip_seeds: Sequence[int]) -> np.ndarray:
         """uint8 [H, W, 3]: every clip's object, each in its own cell: the ideal image of a mixture."""
         if len(labels) != len(clip_seeds) or not labels:
-            raise DataError(f"a scene needs one clip seed per label, got {len(labels)} labels and {len(clip_seeds)} seeds")
+            raise DataError(
+                f"a scene needs one clip seed per label, got {len(labels)} labels and {len(clip_seeds)} seeds"
+            )
         if len(set(labels)) != len(labels):
             raise DataError(f"a scene's labels must be distinct, got {list(labels)}")
-        key = sorted((class_index(label), int(seed)) for label, seed in zip(labels, clip_seeds))
+        key = sorted((class_index(label), int(seed)) for label, seed in zip(labels, clip_seeds, strict=True))
         rng = _rng(_SCENE, *[k for pair in key for k in pair])
         size = self.image_size
         canvas = background(rng, size)
         cols = math.ceil(math.sqrt(len(key)))
         rows = math.ceil(len(key) / cols)
         cell_h, cell_w = size / rows, size / cols
-        for cell, (index, seed) in zip(rng.permutation(rows * cols), key):
+        for cell, (index, seed) in zip(rng.permutation(rows * cols), key, strict=True):
             row, col = divmod(int(cell), cols)
             half = min(cell_h, cell_w) / 2 * rng.uniform(0.75, 0.95)
             centre = (
@@ -167,8 +188,25 @@ def _balanced_labels(rng: np.random.Generator, n_items: int, per_item: int) -> l
     return groups[:n_items]
 
 
-def build_synth_manifest(kind: str, n_items: int, seed: int) -> list[dict]:
-    """Manifest items for `synth-single`, `synth-mixed2` or `synth-sep`, balanced over classes."""
+def _carry_unlabelled(items: list[dict], fraction: float, rng: np.random.Generator) -> None:
+    """In round(fraction * len(items)) items, one source also carries a class that none of the item's labels name."""
+    for number in sorted(rng.choice(len(items), size=round(fraction * len(items)), replace=False)):
+        item = items[int(number)]
+        source = item["sources"][int(rng.integers(len(item["sources"])))]
+        others = [c for c in CLASSES if c not in item["labels"]]
+        carried = clip_id(others[int(rng.integers(len(others)))], int(rng.integers(MANIFEST_SEED_LIMIT)))
+        source["clip"] += CARRIES + carried
+        source["path"] = f"synth/audio/{source['clip']}.wav"
+
+
+def build_synth_manifest(
+    kind: str, n_items: int, seed: int, unlabelled: float = 0.0, name: str | None = None
+) -> list[dict]:
+    """Manifest items for `synth-single`, `synth-mixed2` or `synth-sep`, balanced over classes.
+
+    With `unlabelled` > 0, that fraction of the items, chosen from a stream of its own, has one source
+    that also carries an unlabelled class; everything else is as without. `name` prefixes the ids.
+    """
     if kind not in MANIFEST_KINDS:
         raise SuiteError(f"unknown synthetic manifest kind {kind!r}; known: {', '.join(MANIFEST_KINDS)}")
     if n_items < 1:
@@ -180,8 +218,8 @@ def build_synth_manifest(kind: str, n_items: int, seed: int) -> list[dict]:
     items = []
     for number, labels in enumerate(groups):
         seeds = [int(s) for s in clip_seeds[number * per_item : (number + 1) * per_item]]
-        sources = [_source(label, s) for label, s in zip(labels, seeds)]
-        item_id = f"{kind}-{number:05d}"
+        sources = [_source(label, s) for label, s in zip(labels, seeds, strict=True)]
+        item_id = f"{name or kind}-{number:05d}"
         items.append(
             {
                 "id": item_id,
@@ -189,7 +227,11 @@ def build_synth_manifest(kind: str, n_items: int, seed: int) -> list[dict]:
                 "labels": list(labels),
                 "mix": "mean" if per_item == 1 else "equal-rms-mean",
                 "sources": sources,
-                "frame": dict(sources[0]["frame"]) if per_item == 1 else {"path": f"synth/scenes/{item_id}.png", "rule": "synthetic-scene"},
+                "frame": dict(sources[0]["frame"])
+                if per_item == 1
+                else {"path": f"synth/scenes/{item_id}.png", "rule": "synthetic-scene"},
             }
         )
+    if unlabelled:
+        _carry_unlabelled(items, unlabelled, _rng(_UNLABELLED, MANIFEST_KINDS.index(kind), seed))
     return items

@@ -1,7 +1,7 @@
 """AV-GAS (Kang & Brandao, arXiv 2504.18283) as an avbench model.
 
-No official code or checkpoint of AV-GAS exists (papers.md 1.4). This module
-is avbench's reading of the paper's description: an audio-visual separator
+No official code or checkpoint of AV-GAS exists (Kang and Brandão, arXiv 2504.18283: no code or weights
+were released). This module is avbench's reading of the paper's description: an audio-visual separator
 with a ResNet-18 backbone maps mixed audio to one feature per class present
 (K slots), trained with InfoNCE against the ground-truth per-source audio
 embeddings (A2A) and image embeddings (A2V); a BigGAN-based generator of
@@ -23,7 +23,7 @@ Configurations:
          (one file with `separator.*` and `generator.*` keys; safetensors whose
          metadata holds the config, or a plain state dict read as the paper config).
   synth  the same families at small scale (baselines/common/synth_scale.py),
-         trained by `python -m baselines.avgas.train` on two-class world
+         trained by `python -m avbench.baselines.avgas.train` on two-class world
          mixtures; shipped, sha256-pinned, the default on synthetic suites. It
          reuses the synthetic Sound2Scene's frozen image encoder and generator
          (both systems decode with the same pre-trained generator) and its audio
@@ -53,13 +53,14 @@ from ..common.checkpoint_io import single_file_config
 from ..common.generation import item_noise, side_by_side, to_uint8
 from ..common.spectrogram import PAPER_SPECTROGRAM, LogSpectrogram, SpectrogramConfig
 from ..common.synth_scale import FEATURE_DIM, SYNTH_AUDIO_RESNET, SYNTH_GENERATOR, SYNTH_SPECTROGRAM
+from ..sound2scene.model import SIZE_LIMITS as SOUND2SCENE_LIMITS
 
 NAME = "avgas"
 SYNTH_WEIGHTS = Path(__file__).with_name("weights") / "avgas_synth.safetensors"
 SYNTH_WEIGHTS_SHA256 = "84928c7d64b3fdfeb4df93a87c80bfcaec3ac1427a103eee719254102007c63d"
 NO_OFFICIAL = (
-    "AV-GAS has no official checkpoint (papers.md 1.4); pass --checkpoint FILE with an avbench-format "
-    "checkpoint holding 'separator.*' and 'generator.*' weights"
+    "AV-GAS has no official checkpoint (Kang and Brandão, arXiv 2504.18283, released no code or weights); "
+    "pass --checkpoint FILE with an avbench-format checkpoint holding 'separator.*' and 'generator.*' weights"
 )
 
 
@@ -78,9 +79,27 @@ class AVGASConfig:
     generator: GeneratorConfig
 
 
-PAPER = AVGASConfig(PAPER_SPECTROGRAM, SeparatorConfig(PAPER_AUDIO_RESNET, 2, 512, PAPER_GENERATOR.feature_dim), PAPER_GENERATOR)
+PAPER = AVGASConfig(
+    PAPER_SPECTROGRAM, SeparatorConfig(PAPER_AUDIO_RESNET, 2, 512, PAPER_GENERATOR.feature_dim), PAPER_GENERATOR
+)
 SYNTH = AVGASConfig(SYNTH_SPECTROGRAM, SeparatorConfig(SYNTH_AUDIO_RESNET, 2, 256, FEATURE_DIM), SYNTH_GENERATOR)
-NESTED = {"spectrogram": SpectrogramConfig, "separator": (SeparatorConfig, {"trunk": AudioResNetConfig}), "generator": GeneratorConfig}
+NESTED = {
+    "spectrogram": SpectrogramConfig,
+    "separator": (SeparatorConfig, {"trunk": AudioResNetConfig}),
+    "generator": GeneratorConfig,
+}
+# Sizes a checkpoint's metadata config may ask for: Sound2Scene's for the shared families, and the separator's own.
+SIZE_LIMITS = {
+    **{key: bounds for key, bounds in SOUND2SCENE_LIMITS.items() if key.startswith(("spectrogram.", "generator."))},
+    **{
+        key.replace("audio.", "separator.trunk."): bounds
+        for key, bounds in SOUND2SCENE_LIMITS.items()
+        if key.startswith("audio.")
+    },
+    "separator.slots": (1, 16),
+    "separator.hidden": (1, 8192),
+    "separator.feature_dim": (1, 8192),
+}
 
 
 def _head(n_in: int, hidden: int, n_out: int) -> nn.Sequential:
@@ -114,10 +133,35 @@ class AVGASNet(nn.Module):
         return F.normalize(self.separator(self.spectrogram(audio)), dim=-1)
 
 
+def checked_shapes(config: AVGASConfig, state: dict[str, torch.Tensor], path: Path) -> None:
+    """Refuse a config that does not fit the file's tensors, before anything real is allocated.
+
+    The network is built on the meta device, which allocates nothing, and its
+    shapes are compared with the file's; sizes were bounded when the config was read.
+    """
+    try:
+        with torch.device("meta"):
+            expected = {k: tuple(v.shape) for k, v in AVGASNet(config).state_dict().items()}
+    except (TypeError, ValueError, RuntimeError, ZeroDivisionError) as exc:
+        raise CheckpointError(
+            f"{path}: its config does not describe an AV-GAS network ({type(exc).__name__}: {exc})"
+        ) from None
+    map_keys(state, lambda key: key, set(expected), f"{path} (AV-GAS checkpoint)")
+    wrong = [
+        f"{key} is {tuple(value.shape)}, the config needs {expected[key]}"
+        for key, value in state.items()
+        if tuple(value.shape) != expected[key]
+    ]
+    if wrong:
+        raise CheckpointError(f"{path}: {len(wrong)} tensor(s) do not fit the config, first: {wrong[0]}")
+
+
 def load_file(path: Path, expected_sha256: str | None = None) -> tuple[AVGASNet, str]:
     state = load_state_dict(path, expected_sha256=expected_sha256)  # hash first: nothing of a bad file is read
-    net = AVGASNet(single_file_config(path, NAME, AVGASConfig, NESTED, PAPER))
-    net.load_state_dict(map_keys(state, lambda key: key, set(net.state_dict()), f"{path} (AV-GAS checkpoint)"))
+    config = single_file_config(path, NAME, AVGASConfig, NESTED, PAPER, SIZE_LIMITS)
+    checked_shapes(config, state, path)
+    net = AVGASNet(config)
+    net.load_state_dict(state)
     return net, expected_sha256 or file_sha256(path)
 
 
@@ -127,7 +171,13 @@ class AVGAS(Model):
     tasks = frozenset({"generate", "generate_per_source"})
     sample_rate = 16000
 
-    def __init__(self, net: AVGASNet, device: str | torch.device = "cpu", checkpoint_sha256: str | None = None, file_name: str | None = None):
+    def __init__(
+        self,
+        net: AVGASNet,
+        device: str | torch.device = "cpu",
+        checkpoint_sha256: str | None = None,
+        file_name: str | None = None,
+    ):
         super().__init__(device)
         self.net = net.to(self.device).eval()
         self.checkpoint_sha256 = checkpoint_sha256

@@ -1,7 +1,7 @@
-"""Train the synthetic-world AV-GAS: `python -m baselines.avgas.train`.
+"""Train the synthetic-world AV-GAS: `python -m avbench.baselines.avgas.train`.
 
 Seeded, single process, CPU. It starts from the shipped synthetic Sound2Scene
-(run `python -m baselines.sound2scene.train` first when retraining both):
+(run `python -m avbench.baselines.sound2scene.train` first when retraining both):
 its frozen image encoder gives the A2V targets, its
 frozen audio encoder applied to each clean source gives the A2A targets and
 initialises the separator's trunk, and its generator is copied unchanged.
@@ -29,8 +29,8 @@ from ..common.losses import info_nce_rows, pit_min, slot_orders
 from ..common.training import Log, adam, batches, report_file, seed_everything, step
 from ..common.world_data import render_world_data
 from ..sound2scene import model as s2s
-from ..sound2scene.train import IMAGE_ENCODER_FILE, IMAGE_ENCODER_SHA256, TrainConfig as Sound2SceneTrainConfig
-from ..sound2scene.train import embed_audio, image_features
+from ..sound2scene.train import IMAGE_ENCODER_FILE, IMAGE_ENCODER_SHA256, embed_audio, image_features
+from ..sound2scene.train import TrainConfig as Sound2SceneTrainConfig
 from .model import NAME, SYNTH, SYNTH_WEIGHTS, AVGASNet
 
 
@@ -70,16 +70,25 @@ def slot_accuracy(slots: torch.Tensor, labels: torch.Tensor, prototypes: torch.T
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=SYNTH_WEIGHTS.parent, help="output folder (default: the shipped weights folder)")
-    parser.add_argument("--from", dest="source", type=Path, default=s2s.SYNTH_WEIGHTS.parent,
-                        help="folder with the synthetic Sound2Scene's weights (default: the shipped ones)")
+    parser.add_argument(
+        "--out", type=Path, default=SYNTH_WEIGHTS.parent, help="output folder (default: the shipped weights folder)"
+    )
+    parser.add_argument(
+        "--from",
+        dest="source",
+        type=Path,
+        default=s2s.SYNTH_WEIGHTS.parent,
+        help="folder with the synthetic Sound2Scene's weights (default: the shipped ones)",
+    )
     parser.add_argument("--seed", type=int, default=TrainConfig.seed)
     args = parser.parse_args(argv)
     config = TrainConfig(seed=args.seed)
     log = Log()
     gen = seed_everything(config.seed)
     pinned = args.source == s2s.SYNTH_WEIGHTS.parent
-    sound2scene, _ = s2s.load_single_file(args.source / s2s.SYNTH_WEIGHTS.name, s2s.SYNTH_WEIGHTS_SHA256 if pinned else None)
+    sound2scene, _ = s2s.load_single_file(
+        args.source / s2s.SYNTH_WEIGHTS.name, s2s.SYNTH_WEIGHTS_SHA256 if pinned else None
+    )
     encoder = ImageEncoder(Sound2SceneTrainConfig().image.encoder_widths)
     encoder.load_state_dict(load_state_dict(args.source / IMAGE_ENCODER_FILE, IMAGE_ENCODER_SHA256 if pinned else None))
     encoder.eval().requires_grad_(False)
@@ -111,7 +120,9 @@ def main(argv: list[str] | None = None) -> None:
     net.eval()
     held = slice(trainable, None)
     labels = data.labels[data.pairs[held]]
-    prototypes = F.normalize(torch.stack([objects[data.labels == c].mean(0) for c in range(int(data.labels.max()) + 1)]), dim=1)
+    prototypes = F.normalize(
+        torch.stack([objects[data.labels == c].mean(0) for c in range(int(data.labels.max()) + 1)]), dim=1
+    )
     with torch.no_grad():
         slots = net.slots(data.mixtures[held])
     log(f"held-out mixtures: both slots name the two classes in {slot_accuracy(slots, labels, prototypes):.3f}")

@@ -1,6 +1,6 @@
 """ResNet-18-style audio encoder on a 1-channel log-spectrogram.
 
-Layout and parameter names follow Sound2Scene's audio network (papers.md 2.3),
+Layout and parameter names follow Sound2Scene's audio network (kaist-ami/Sound2Scene),
 which is torchvision's ResNet with a 1-channel 7x7 stem: conv1, bn1, maxpool,
 layer1..layer4 of BasicBlocks, global average pool, then `fc` (512 -> 2048)
 and a ReLU. Widths and block counts are configurable so the synthetic-world
@@ -29,7 +29,9 @@ class AudioResNet(nn.Module):
     """[B, 1, F, T] -> (embedding [B, out_dim] after fc + ReLU, pooled [B, widths[-1]])."""
 
     def __init__(self, config: AudioResNetConfig = PAPER_AUDIO_RESNET):
-        from torchvision.models.resnet import BasicBlock  # torchvision takes seconds to import: only when a net is built
+        from torchvision.models.resnet import (
+            BasicBlock,  # torchvision takes seconds to import: only when a net is built
+        )
 
         super().__init__()
         self.config = config
@@ -39,13 +41,15 @@ class AudioResNet(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
         channels = first
-        for index, (width, count) in enumerate(zip(config.widths, config.blocks)):
+        for index, (width, count) in enumerate(zip(config.widths, config.blocks, strict=True)):
             stride = 1 if index == 0 else 2
             layer = []
             for block in range(count):
                 downsample = None
                 if block == 0 and (stride != 1 or channels != width):
-                    downsample = nn.Sequential(nn.Conv2d(channels, width, 1, stride=stride, bias=False), nn.BatchNorm2d(width))
+                    downsample = nn.Sequential(
+                        nn.Conv2d(channels, width, 1, stride=stride, bias=False), nn.BatchNorm2d(width)
+                    )
                 layer.append(BasicBlock(channels, width, stride if block == 0 else 1, downsample))
                 channels = width
             setattr(self, f"layer{index + 1}", nn.Sequential(*layer))

@@ -1,7 +1,7 @@
 """A BigGAN-style generator conditioned on an instance feature (IC-GAN's form).
 
 What is faithful to the IC-GAN BigGAN that Sound2Scene decodes with
-(`icgan_biggan_imagenet_res128`, config facts in papers.md 2.4 and IC-GAN's
+(`icgan_biggan_imagenet_res128`, config facts from kaist-ami/Sound2Scene and IC-GAN's
 published config: G_ch 96, dim_z 120, hierarchical z, shared_dim_feat 512,
 attention at 64x64, no class conditioning):
   * the residual up-sampling blocks (BN-ReLU-up-conv-BN-ReLU-conv plus a 1x1
@@ -95,7 +95,15 @@ class SNLinear(nn.Linear, _SpectralNorm):
 
 
 class SNConv2d(nn.Conv2d, _SpectralNorm):
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, padding: int = 1, bias: bool = True, eps: float = 1e-12):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 3,
+        padding: int = 1,
+        bias: bool = True,
+        eps: float = 1e-12,
+    ):
         nn.Conv2d.__init__(self, in_channels, out_channels, kernel_size, padding=padding, bias=bias)
         self._init_sn(out_channels, eps)
 
@@ -114,7 +122,11 @@ class _Layers:
 
     def conv(self, n_in: int, n_out: int, kernel: int = 3, bias: bool = True) -> nn.Conv2d:
         pad = kernel // 2
-        return SNConv2d(n_in, n_out, kernel, pad, bias, self.eps) if self.sn else nn.Conv2d(n_in, n_out, kernel, padding=pad, bias=bias)
+        return (
+            SNConv2d(n_in, n_out, kernel, pad, bias, self.eps)
+            if self.sn
+            else nn.Conv2d(n_in, n_out, kernel, padding=pad, bias=bias)
+        )
 
 
 class ConditionalBN(nn.Module):
@@ -199,13 +211,15 @@ class BigGANGenerator(nn.Module):
         self.shared_feat = layers.linear(config.feature_dim, config.shared_dim_feat)
         self.linear = layers.linear(chunk, ins[0] * config.ch * config.bottom_width**2)
         blocks = []
-        for index, (m_in, m_out) in enumerate(zip(ins, outs)):
+        for index, (m_in, m_out) in enumerate(zip(ins, outs, strict=True)):
             stage = [GBlock(m_in * config.ch, m_out * config.ch, cond_dim, layers, config.bn_eps)]
             if config.bottom_width * 2 ** (index + 1) in config.attention:
                 stage.append(Attention(m_out * config.ch, layers))
             blocks.append(nn.ModuleList(stage))
         self.blocks = nn.ModuleList(blocks)
-        self.output_layer = nn.Sequential(OutputBN(outs[-1] * config.ch, config.bn_eps), nn.ReLU(), layers.conv(outs[-1] * config.ch, 3))
+        self.output_layer = nn.Sequential(
+            OutputBN(outs[-1] * config.ch, config.bn_eps), nn.ReLU(), layers.conv(outs[-1] * config.ch, 3)
+        )
 
     def init_orthogonal(self) -> "BigGANGenerator":
         """BigGAN's weight initialisation, for training (slow at paper scale, so never done on load)."""
@@ -218,7 +232,7 @@ class BigGANGenerator(nn.Module):
         y = self.shared_feat(feature)
         chunks = torch.split(z, self.config.z_chunk, dim=1)
         h = self.linear(chunks[0]).view(z.shape[0], -1, self.config.bottom_width, self.config.bottom_width)
-        for stage, z_part in zip(self.blocks, chunks[1:]):
+        for stage, z_part in zip(self.blocks, chunks[1:], strict=False):
             cond = torch.cat([y, z_part], dim=1)
             for block in stage:
                 h = block(h, cond)

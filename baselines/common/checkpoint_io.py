@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 import torch
 
-from avbench.checkpoints import torch_load_plain
+from avbench.checkpoints import bounded_int, torch_load_allowlisted
 from avbench.errors import CheckpointError
 
 MODEL_KEY = "avbench.model"
@@ -72,9 +72,36 @@ def read_metadata(path: Path) -> dict[str, str]:
         raise CheckpointError(f"checkpoint {path} is not a valid safetensors file ({exc})") from None
 
 
+def training_state_allowlist() -> list:
+    """Exactly the globals IC-GAN's trainer pickles into `state_dict_best*.pth` besides plain data.
+
+    `config['G_activation']`/`['D_activation']` are `torch.nn.ReLU` objects,
+    `best_IS` a numpy.float64 (numpy 1.x writes its reconstructor as
+    `numpy.core.multiarray.scalar`, numpy 2 as `numpy._core.multiarray.scalar`,
+    with a `numpy.dtype` -> `Float64DType` for its dtype), and the dict an OrderedDict.
+    """
+    import collections
+
+    import numpy as np
+
+    try:
+        from numpy._core.multiarray import scalar
+    except ImportError:  # numpy 1.x
+        from numpy.core.multiarray import scalar
+    return [
+        torch.nn.ReLU,
+        (scalar, "numpy.core.multiarray.scalar"),
+        (scalar, "numpy._core.multiarray.scalar"),
+        np.dtype,
+        type(np.dtype(np.float64)),
+        collections.OrderedDict,
+    ]
+
+
 def load_training_state(path: Path) -> dict:
-    """A BigGAN `state_dict_best*.pth` (counters, best FID, config) read without running code."""
-    obj = torch_load_plain(path, "Remove it to use the paper's generator config.")
+    """A BigGAN `state_dict_best*.pth` (counters, best FID, config), read with torch.load(weights_only=True)
+    and an allow-list of exactly the classes the official trainer writes; anything else is refused unrun."""
+    obj = torch_load_allowlisted(path, training_state_allowlist(), "Remove it to use the paper's generator config.")
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path} does not hold a training-state dictionary")
     return obj
@@ -82,15 +109,51 @@ def load_training_state(path: Path) -> dict:
 
 def one_file(directory: Path, patterns: tuple[str, ...], what: str) -> Path:
     """The single file in `directory` (or one level below) matching any pattern."""
-    found = sorted({p for pattern in patterns for p in list(directory.glob(pattern)) + list(directory.glob(f"*/{pattern}"))})
+    found = sorted(
+        {p for pattern in patterns for p in list(directory.glob(pattern)) + list(directory.glob(f"*/{pattern}"))}
+    )
     if not found:
         raise CheckpointError(f"{directory} holds no {what} (looked for {', '.join(patterns)}, also one folder down)")
     if len(found) > 1:
-        raise CheckpointError(f"{directory} holds several {what} files ({', '.join(str(p) for p in found)}); keep exactly one")
+        raise CheckpointError(
+            f"{directory} holds several {what} files ({', '.join(str(p) for p in found)}); keep exactly one"
+        )
     return found[0]
 
 
-def single_file_config(path: Path, model: str, cls: type, nested: Mapping[str, Any], default: Any):
+def check_limits(config: Any, limits: Mapping[str, tuple[int, int]], where: str) -> None:
+    """Refuse a config whose sizes leave `limits` ({"audio.widths": (low, high), ...}, dotted field paths;
+    a tuple field is checked element by element) before anything is built from it."""
+    values = asdict(config) if is_dataclass(config) else dict(config)
+    for dotted, (low, high) in limits.items():
+        value: Any = values
+        for part in dotted.split("."):
+            value = value.get(part) if isinstance(value, Mapping) else None
+        if value is None:
+            continue
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            bounded_int({dotted: item}, dotted, low, high, where)
+
+
+def architecture_value(section: Mapping, name: str, where: str):
+    """Key `name` or `name (citation...)` of an architecture JSON section, one reader for every baseline's fixture
+    format: a {"full", "tiny"} pair gives its "tiny" value, any other value is taken as is."""
+    if not isinstance(section, Mapping):
+        raise CheckpointError(f"{where} must be a JSON object")
+    for key, value in section.items():
+        if key == name or key.startswith(f"{name} ("):
+            return value["tiny"] if isinstance(value, Mapping) and "tiny" in value else value
+    raise CheckpointError(f"{where} has no '{name}'")
+
+
+def single_file_config(
+    path: Path,
+    model: str,
+    cls: type,
+    nested: Mapping[str, Any],
+    default: Any,
+    limits: Mapping[str, tuple[int, int]] | None = None,
+):
     """The architecture config of a one-file checkpoint: from its metadata, else `default` (the paper's)."""
     metadata = read_metadata(path)
     named = metadata.get(MODEL_KEY)
@@ -102,4 +165,6 @@ def single_file_config(path: Path, model: str, cls: type, nested: Mapping[str, A
         values = json.loads(metadata[CONFIG_KEY])
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{path}: metadata {CONFIG_KEY!r} is not JSON ({exc})") from None
+    if limits is not None:  # sizes first: nothing is built from a config that asks for too much
+        check_limits(values, limits, f"{path} metadata {CONFIG_KEY!r}")
     return config_from_dict(cls, values, f"{path} config", nested)

@@ -33,3 +33,14 @@ def side_by_side(images: torch.Tensor) -> torch.Tensor:
     row = F.interpolate(row[None], size=(height // count, width), mode="nearest")[0] if row.shape[-1] != width else row
     top = (height - row.shape[1]) // 2
     return F.pad(row[None], (0, 0, top, height - row.shape[1] - top), mode="replicate")[0]
+
+
+def minmax_to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """[B, 3, H, W] -> uint8 [B, H, W, 3], Sound2Scene's official visualisation (test.py:102-152):
+    clamp to [-1, 1], rescale each image by its own min and max (torchvision `make_grid(normalize=True,
+    scale_each=True)`, range floored at 1e-5), then `save_image`'s x * 255 + 0.5, clamped and truncated."""
+    images = images.float().clamp(-1.0, 1.0)
+    low = images.amin(dim=(1, 2, 3), keepdim=True)
+    high = images.amax(dim=(1, 2, 3), keepdim=True)
+    scaled = (images - low) / (high - low).clamp_min(1e-5)
+    return (scaled * 255 + 0.5).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)

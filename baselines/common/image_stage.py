@@ -1,6 +1,6 @@
 """The synthetic world's image side: a frozen image encoder and its generator.
 
-Trained once (by `python -m baselines.sound2scene.train`) and shared by both
+Trained once (by `python -m avbench.baselines.sound2scene.train`) and shared by both
 synthetic baselines, as Sound2Scene and AV-GAS both decode with a pre-trained
 instance-conditioned BigGAN:
 1. `ImageEncoder` learns, from world objects and two-class scenes, to tell
@@ -68,8 +68,14 @@ def train_image_encoder(data: WorldData, config: ImageStageConfig, gen: torch.Ge
     return encoder.eval().requires_grad_(False)
 
 
-def train_generator(data: WorldData, encoder: ImageEncoder, gen_config: GeneratorConfig, config: ImageStageConfig,
-                    gen: torch.Generator, log=print) -> BigGANGenerator:
+def train_generator(
+    data: WorldData,
+    encoder: ImageEncoder,
+    gen_config: GeneratorConfig,
+    config: ImageStageConfig,
+    gen: torch.Generator,
+    log=print,
+) -> BigGANGenerator:
     images = torch.cat([data.objects, data.scenes])
     with torch.no_grad():
         features = torch.cat([instance_feature(encoder, to_unit_range(chunk)) for chunk in images.split(256)])

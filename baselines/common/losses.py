@@ -1,6 +1,6 @@
 """Contrastive losses shared by the baselines' training scripts.
 
-`info_nce_l2` is the loss of Sound2Scene's released train.py (papers.md 2.3):
+`info_nce_l2` is the loss of Sound2Scene's released train.py (kaist-ami/Sound2Scene):
 both sides L2-normalised, logits = -tau * Euclidean distance, symmetric
 cross-entropy over the batch (tau stays at 1 there). AV-GAS's A2A / A2V terms
 are InfoNCE losses as well; `pit_min` makes any per-slot loss
@@ -20,7 +20,9 @@ def info_nce_l2(queries: torch.Tensor, keys: torch.Tensor, tau: float = 1.0, red
     q, k = F.normalize(queries, dim=1), F.normalize(keys, dim=1)
     logits = -tau * torch.cdist(q, k)
     target = torch.arange(q.shape[0], device=q.device)
-    loss = 0.5 * (F.cross_entropy(logits, target, reduction="none") + F.cross_entropy(logits.t(), target, reduction="none"))
+    loss = 0.5 * (
+        F.cross_entropy(logits, target, reduction="none") + F.cross_entropy(logits.t(), target, reduction="none")
+    )
     return loss.mean() if reduce else loss
 
 

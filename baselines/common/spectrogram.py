@@ -1,6 +1,6 @@
 """Sound2Scene's audio front-end, in torch so it batches on any device.
 
-The recipe (papers.md 2.3, shared with the VGGSound classifier): tile the clip
+The recipe (kaist-ami/Sound2Scene test.py `audio2spectrogram`, shared with the VGGSound classifier): tile the clip
 to a fixed length, clip to [-1, 1], take scipy's default spectrogram (Tukey(0.25)
 window, constant detrend per segment, one-sided PSD density scaling), then
 log(S + 1e-7) and standardise each clip by its own mean and std. With
@@ -35,10 +35,16 @@ class SpectrogramConfig:
 PAPER_SPECTROGRAM = SpectrogramConfig()
 
 
-def tile_or_cut(audio: torch.Tensor, length: int) -> torch.Tensor:
-    """[B, T] -> [B, length]: repeat end to end (as Sound2Scene does), then cut."""
-    if audio.shape[-1] < length:
-        audio = audio.repeat(1, math.ceil(length / audio.shape[-1]))
+def tile_or_cut(audio: torch.Tensor, length: int, repeats: int | None = None) -> torch.Tensor:
+    """[B, T] -> [B, <= length]: repeat end to end, then cut at `length`.
+
+    `repeats=None` (avbench) repeats until `length` is filled, so every clip
+    gives the same spectrogram size. `repeats=10` is Sound2Scene's test.py:122,
+    `np.tile(samples, 10)[:160000]`: a clip shorter than length / 10 stays shorter.
+    """
+    count = math.ceil(length / audio.shape[-1]) if repeats is None else repeats
+    if count > 1:
+        audio = audio.repeat(1, count)
     return audio[:, :length]
 
 
@@ -58,13 +64,16 @@ class LogSpectrogram(nn.Module):
             scale[-1] /= 2.0
         self.register_buffer("scale", scale, persistent=False)
 
-    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, audio: torch.Tensor, repeats: int | None = None, dtype: torch.dtype = torch.float32
+    ) -> torch.Tensor:
+        """`repeats`: see `tile_or_cut`. `dtype`: torch.float64 computes as the official numpy code does."""
         cfg = self.config
-        audio = tile_or_cut(audio.float(), cfg.clip_samples).clamp(-1.0, 1.0)
+        audio = tile_or_cut(audio.to(dtype), cfg.clip_samples, repeats).clamp(-1.0, 1.0)
         segments = audio.unfold(-1, cfg.nperseg, cfg.nperseg - cfg.noverlap)  # [B, frames, nperseg]
-        segments = (segments - segments.mean(dim=-1, keepdim=True)) * self.window
+        segments = (segments - segments.mean(dim=-1, keepdim=True)) * self.window.to(dtype)
         spectrum = torch.fft.rfft(segments, dim=-1)
-        power = (spectrum.real**2 + spectrum.imag**2) * self.scale  # [B, frames, bins]
+        power = (spectrum.real**2 + spectrum.imag**2) * self.scale.to(dtype)  # [B, frames, bins]
         logpsd = torch.log(power.transpose(1, 2) + 1e-7)
         mean = logpsd.mean(dim=(1, 2), keepdim=True)
         std = logpsd.std(dim=(1, 2), keepdim=True, unbiased=False)

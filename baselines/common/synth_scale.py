@@ -16,7 +16,9 @@ from .world_data import SYNTH_RATE, SYNTH_SECONDS
 
 FEATURE_DIM = 128  # the synth image encoder's pooled feature
 
-SYNTH_SPECTROGRAM = SpectrogramConfig(sample_rate=SYNTH_RATE, clip_samples=int(SYNTH_RATE * SYNTH_SECONDS), nperseg=256, noverlap=96)
+SYNTH_SPECTROGRAM = SpectrogramConfig(
+    sample_rate=SYNTH_RATE, clip_samples=int(SYNTH_RATE * SYNTH_SECONDS), nperseg=256, noverlap=96
+)
 SYNTH_AUDIO_RESNET = AudioResNetConfig(widths=(16, 32, 64, 128), blocks=(1, 1, 1, 1), out_dim=FEATURE_DIM)
 SYNTH_GENERATOR = GeneratorConfig(
     resolution=64, ch=4, dim_z=40, feature_dim=FEATURE_DIM, shared_dim_feat=64, attention=(), spectral_norm=False

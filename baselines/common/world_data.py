@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from avbench.data.audio import mix_sources
+from avbench.items.audio import mix_sources
 from avbench.synth.world import CLASSES, MANIFEST_SEED_LIMIT, World
 
 TRAIN_SEED_BASE = MANIFEST_SEED_LIMIT + 2_000_000
@@ -59,7 +59,9 @@ def render_world_data(clips_per_class: int, n_pairs: int, seed: int, scenes: boo
         mixture, _ = mix_sources([audio[i], audio[j]], [0.0, 0.0], "equal-rms-mean")
         mixtures.append(mixture)
         if scenes:
-            scene_images.append(world.scene_image([CLASSES[labels[i]], CLASSES[labels[j]]], [clip_seeds[i], clip_seeds[j]]))
+            scene_images.append(
+                world.scene_image([CLASSES[labels[i]], CLASSES[labels[j]]], [clip_seeds[i], clip_seeds[j]])
+            )
     objects_chw = _chw(objects)
     return WorldData(
         labels=torch.from_numpy(labels_np).long(),

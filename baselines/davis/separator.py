@@ -1,64 +1,161 @@
-"""One DAVIS separator: spectrogram front-end, cue encoder, denoiser and sampler.
+"""One DAVIS separator: spectrogram front-end, frame network, U-Net and DDIM sampler.
 
-`DavisConfig` fixes every choice that changes numbers; `PAPER_MUSIC` follows
-papers.md 4.2 (11,025 Hz, n_fft 1022, hop 256, 256 log bins, U-Net, DDIM 15
-steps, eta 1, silence mask on), `SYNTH` is the small model avbench trains on
-its synthetic world (16 kHz, 128 log bins, the frequency-as-channels denoiser
-of tcn.py, flow matching with a few Euler steps, a tiny cue CNN).
+`PAPER` is the official MUSIC model (WikiChao/DAVIS `scripts/run.sh` and the
+literals of its code); `SYNTH` is the same code at a small size, trained by
+`train.py` on avbench's synthetic world (16 kHz, 2 s clips, one still cue).
+`from_architecture` reads the reduced hyper-parameters of a conformance
+fixture's `config.json` (its "tiny" values), bounded before anything is built.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from .sampling import Diffusion, Flow, silence_masked
+from avbench.errors import CheckpointError
+
+from .sampling import Diffusion, DiffusionConfig
 from .spectral import SpecConfig, Spectral
-from .tcn import FrequencyChannelNet, TcnConfig
-from .unet import NetConfig, SeparationNet
-from .visual import ClipFrameConfig, ClipFrameNet, CueEncoder, images_to_tensors
+from .unet import AudioVisualNet, UNetConfig
+from .visual import FrameConfig, FrameNet
 
 
 @dataclass(frozen=True)
 class DavisConfig:
     spec: SpecConfig
-    net: NetConfig | TcnConfig  # the paper's U-Net, or the synthetic world's denoiser
-    objective: str  # "diffusion" (DDIM) or "flow" (Euler)
-    steps: int
-    predicts: str = "velocity"  # flow only: "velocity" (DAVIS-Flow) or "target"
-    clamp_output: bool = False  # DAVIS reads |estimate|; the synthetic model clamps to the data's [0, 1]
-    eta: float = 1.0  # DDIM only
-    silence_mask: bool = False
-    visual: str = "clip"  # "clip" (ClipFrameNet) or "cue-cnn" (CueEncoder)
-    clip: ClipFrameConfig = ClipFrameConfig()
-    cue_size: int = 64
+    unet: UNetConfig
+    frame: FrameConfig
+    diffusion: DiffusionConfig
 
     def with_steps(self, steps: int) -> "DavisConfig":
-        return replace(self, steps=int(steps))
+        return replace(self, diffusion=replace(self.diffusion, steps=int(steps)))
 
 
-PAPER_MUSIC = DavisConfig(
+PAPER = DavisConfig(
     spec=SpecConfig(sample_rate=11025, n_fft=1022, hop=256, log_bins=256),
-    net=NetConfig(dim=64, mults=(1, 2, 4, 8), visual_dim=512),
-    objective="diffusion",
-    steps=15,
-    eta=1.0,
-    silence_mask=True,
-    visual="clip",
+    unet=UNetConfig(),
+    frame=FrameConfig(),
+    diffusion=DiffusionConfig(),
 )
 
 SYNTH = DavisConfig(
-    spec=SpecConfig(sample_rate=16000, n_fft=510, hop=256, log_bins=128),
-    net=TcnConfig(bins=128, width=128, visual_dim=64),
-    objective="flow",
-    steps=4,
-    predicts="target",
-    clamp_output=True,
-    visual="cue-cnn",
+    spec=SpecConfig(sample_rate=16000, n_fft=1022, hop=512, log_bins=64),
+    unet=UNetConfig(
+        dim=8, dim_mults=(1, 2, 4), visual_dim=32, freq_bins=64, attn_heads=2, attn_dim_head=16, time_qk_dim=128
+    ),
+    # A still cue through identical frames gives identical frame features, so one frame is exact and cheapest.
+    frame=FrameConfig(image_size=32, patch_size=8, width=64, layers=2, embed_dim=32, temporal_ff=64, num_frames=1),
+    # pred_x0, the official sampler's other objective; one DDIM step is its x0 prediction, silence-masked.
+    diffusion=DiffusionConfig(steps=1, objective="pred_x0"),
 )
+
+# Upper bounds on a configuration read from a file: checked before any module is built.
+_BOUNDS = {
+    "dim": 256,
+    "visual_dim": 4096,
+    "dim_mult": 32,
+    "levels": 6,
+    "embed_dim": 4096,
+    "image_resolution": 1024,
+    "vision_layers": 64,
+    "vision_width": 4096,
+    "vision_patch_size": 256,
+    "d_model": 4096,
+    "dim_feedforward": 16384,
+    "num_frames": 64,
+    "sampling_timesteps": 1000,
+    "imgSize": 1024,
+}
+
+
+def _tiny(section: Mapping[str, Any], name: str, where: str) -> Any:
+    """The "tiny" value of the entry whose key starts with `name` (keys carry a source citation after a space)."""
+    for key, entry in section.items():
+        if key.split(" ")[0] == name:
+            if isinstance(entry, Mapping):
+                if "tiny" not in entry:
+                    raise CheckpointError(f"davis config: {where}.{key} has no 'tiny' value")
+                return entry["tiny"]
+            return entry
+    raise CheckpointError(f"davis config: {where} lacks {name!r}")
+
+
+def _bounded_int(value: Any, name: str, low: int = 1) -> int:
+    high = _BOUNDS.get(name, 4096)
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise CheckpointError(f"davis config: {name} must be an integer in [{low}, {high}], got {value!r}")
+    return value
+
+
+def _section(parent: Mapping[str, Any], name: str, where: str) -> Mapping[str, Any]:
+    for key, entry in parent.items():
+        if key.split(" ")[0] == name and isinstance(entry, Mapping):
+            return entry
+    raise CheckpointError(f"davis config: {where} lacks the section {name!r}")
+
+
+def from_architecture(architecture: Mapping[str, Any]) -> DavisConfig:
+    """PAPER with the reduced ("tiny") hyper-parameters of a fixture config.json; absurd sizes are refused."""
+    if not isinstance(architecture, Mapping):
+        raise CheckpointError("davis config: expected a JSON object")
+    unet = _section(architecture, "unet", "config")
+    frame = _section(architecture, "frame_net", "config")
+    clip = _section(frame, "clip", "frame_net")
+    temporal = _section(frame, "temporal_transformer", "frame_net")
+    data = _section(architecture, "data", "config")
+    diffusion = _section(architecture, "diffusion", "config")
+    mults = _tiny(unet, "dim_mults", "unet")
+    if not isinstance(mults, list) or not 1 <= len(mults) <= _BOUNDS["levels"]:
+        raise CheckpointError(f"davis config: dim_mults must be 1..{_BOUNDS['levels']} integers, got {mults!r}")
+    dim_mults = tuple(_bounded_int(m, "dim_mult") for m in mults)
+    width = _bounded_int(_tiny(clip, "vision_width", "clip"), "vision_width")
+    resolution = _bounded_int(_tiny(clip, "image_resolution", "clip"), "image_resolution")
+    patch = _bounded_int(_tiny(clip, "vision_patch_size", "clip"), "vision_patch_size")
+    image_size = _bounded_int(_tiny(data, "imgSize", "data"), "imgSize")
+    if resolution % patch or image_size != resolution:
+        raise CheckpointError(f"davis config: imgSize {image_size}, resolution {resolution}, patch {patch} disagree")
+    d_model = _bounded_int(_tiny(temporal, "d_model", "temporal_transformer"), "d_model")
+    embed_dim = _bounded_int(_tiny(clip, "embed_dim", "clip"), "embed_dim")
+    visual_dim = _bounded_int(_tiny(unet, "visual_dim", "unet"), "visual_dim")
+    if not d_model == embed_dim == visual_dim or d_model % PAPER.frame.temporal_heads:
+        raise CheckpointError(
+            f"davis config: d_model {d_model}, CLIP embed_dim {embed_dim} and U-Net visual_dim "
+            f"{visual_dim} must agree and split into {PAPER.frame.temporal_heads} heads"
+        )
+    return replace(
+        PAPER,
+        unet=replace(
+            PAPER.unet, dim=_bounded_int(_tiny(unet, "dim", "unet"), "dim"), dim_mults=dim_mults, visual_dim=visual_dim
+        ),
+        frame=replace(
+            PAPER.frame,
+            image_size=image_size,
+            patch_size=patch,
+            width=width,
+            embed_dim=embed_dim,
+            layers=_bounded_int(_tiny(clip, "vision_layers", "clip"), "vision_layers"),
+            temporal_ff=_bounded_int(_tiny(temporal, "dim_feedforward", "temporal_transformer"), "dim_feedforward"),
+            num_frames=_bounded_int(data.get("num_frames", PAPER.frame.num_frames), "num_frames"),
+        ),
+        diffusion=replace(
+            PAPER.diffusion,
+            steps=_bounded_int(_tiny(diffusion, "sampling_timesteps", "diffusion"), "sampling_timesteps"),
+        ),
+    )
+
+
+def row_noise(shape: Sequence[int], generators: Sequence[torch.Generator], device: torch.device):
+    """A noise source: each call gives [B, *shape], row b drawn from generators[b] (on the CPU, then moved)."""
+
+    def draw() -> torch.Tensor:
+        return torch.stack([torch.randn(tuple(shape), generator=gen) for gen in generators]).to(device)
+
+    return draw
 
 
 class DavisSeparator(nn.Module):
@@ -66,59 +163,68 @@ class DavisSeparator(nn.Module):
 
     def __init__(self, config: DavisConfig):
         super().__init__()
+        if config.unet.visual_dim != config.frame.embed_dim:
+            raise ValueError("the frame network's embedding must match the U-Net's visual_dim")
+        if config.unet.freq_bins != config.spec.log_bins:
+            raise ValueError("the U-Net's frequency rows must match the spectrogram's log bins")
         self.config = config
         self.spectral = Spectral(config.spec)
-        if isinstance(config.net, TcnConfig):
-            if config.net.bins != config.spec.log_bins:
-                raise ValueError("the denoiser's bins must match the spectrogram's log bins")
-            self.net = FrequencyChannelNet(config.net)
-        else:
-            self.net = SeparationNet(config.net)
-        if config.visual == "clip":
-            if config.clip.embed_dim != config.net.visual_dim:
-                raise ValueError("the frame network's embedding must match the U-Net's visual_dim")
-            self.cue = ClipFrameNet(config.clip)
-        else:
-            self.cue = CueEncoder(out_dim=config.net.visual_dim, size=config.cue_size)
-        self.set_steps(config.steps)
+        self.net = AudioVisualNet(config.unet)
+        self.cue = FrameNet(config.frame)
+        self.process = Diffusion(config.diffusion)
 
     def set_steps(self, steps: int) -> None:
         self.config = self.config.with_steps(steps)
-        cfg = self.config
-        if cfg.objective == "diffusion":
-            self.process = Diffusion(steps=cfg.steps, eta=cfg.eta)
-        else:
-            self.process = Flow(steps=cfg.steps, predicts=cfg.predicts)
+        self.process.config = self.config.diffusion
+
+    def condition(self, magnitude: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Linear magnitude [B, F, N] -> (warped magnitude [B, K, N], compressed condition [B, 1, K, N])."""
+        warped = self.spectral.to_log_frequency(magnitude)
+        return warped, self.spectral.compress(warped).unsqueeze(1)
+
+    def visual_features(self, cues: list[np.ndarray]) -> torch.Tensor:
+        """One uint8 cue per row -> [R, visual_dim, frames]."""
+        clips = torch.stack([self.cue.clip_of_still(image) for image in cues])
+        return self.cue(clips.to(self.spectral.window.device))
 
     def denoiser(self, mixture: torch.Tensor, visual: torch.Tensor):
-        return lambda x, t: self.net(x, t, mixture, visual)
+        return lambda state, t: self.net(state, t, mixture, visual)
 
-    def training_loss(self, mixture_wave: torch.Tensor, source_waves: torch.Tensor, cues: list[torch.Tensor], generator=None) -> torch.Tensor:
-        """One row per (mixture, source): mixture [R, T], its target source [R, T], its cue."""
-        mixture = self.spectral.compress(self.spectral.stft(mixture_wave))
-        target = self.spectral.compress(self.spectral.stft(source_waves))
-        return self.process.loss(self.denoiser(mixture, self.cue(cues)), target, generator)
+    def _padded(self, compressed: torch.Tensor) -> torch.Tensor:
+        """Zero (silent) frames on the right up to the U-Net's frame multiple."""
+        return F.pad(compressed, (0, -compressed.shape[-1] % self.config.unet.time_multiple))
+
+    def training_loss(
+        self,
+        mixture_wave: torch.Tensor,
+        source_waves: torch.Tensor,
+        cues: list[np.ndarray],
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """One row per (mixture [R, T], its target source [R, T], its cue)."""
+        mixture = self._padded(self.condition(self.spectral.stft(mixture_wave).abs())[1])
+        target = self._padded(self.condition(self.spectral.stft(source_waves).abs())[1])
+        return self.process.loss(self.denoiser(mixture, self.visual_features(cues)), target, generator)
 
     @torch.no_grad()
-    def separate(self, mixtures: torch.Tensor, cues: list[list[np.ndarray]], generators: list[torch.Generator]) -> list[np.ndarray]:
+    def separate(
+        self, mixtures: torch.Tensor, cues: list[list[np.ndarray]], generators: list[torch.Generator]
+    ) -> list[np.ndarray]:
         """mixtures [B, T] at the config's rate -> B arrays [S_b, T], ordered as each item's cues."""
         device = mixtures.device
         rows = [b for b, item_cues in enumerate(cues) for _ in item_cues]
         if not rows:
             return [np.zeros((0, mixtures.shape[1]), np.float32) for _ in cues]
         mixture_spec = self.spectral.stft(mixtures)
-        compressed = self.spectral.compress(mixture_spec)
+        frames = mixture_spec.shape[-1]
+        condition = self._padded(self.condition(mixture_spec.abs())[1])
         index = torch.tensor(rows, device=device)
-        visual = self.cue(images_to_tensors([im for item_cues in cues for im in item_cues], device))
-        mixture_rows = compressed[index]
-        row_generators = [generators[b] for b in rows]
-        estimate = self.process.sample(self.denoiser(mixture_rows, visual), mixture_rows.shape[1:], row_generators, device)
-        if self.config.clamp_output:
-            estimate = estimate.clamp(0.0, 1.0)
-        if self.config.silence_mask:
-            estimate = silence_masked(estimate, mixture_rows)
-        waves = self.spectral.synthesise(self.spectral.expand(estimate), mixture_spec[index], mixtures.shape[1])
-        waves = waves.float().cpu().numpy()
+        visual = self.visual_features([image for item_cues in cues for image in item_cues])
+        mixture_rows = condition[index]
+        noise = row_noise(mixture_rows.shape[1:], [generators[b] for b in rows], device)
+        estimate = self.process.sample(self.denoiser(mixture_rows, visual), mixture_rows, noise)
+        magnitude = self.spectral.expand(estimate[:, 0, :, :frames])
+        waves = self.spectral.synthesise(magnitude, mixture_spec[index], mixtures.shape[1]).float().cpu().numpy()
         out, start = [], 0
         for item_cues in cues:
             out.append(waves[start : start + len(item_cues)])

@@ -1,19 +1,23 @@
-"""DAVIS's spectrogram domain: STFT, log-frequency warp, log compression, and back.
+"""DAVIS's spectrogram domain, as its evaluation (`main.py` sample + calc_metrics) computes it.
 
-The model sees `clamp(0.15 * log(1 + |X|), 0, 1)` of a magnitude warped onto a
-log-frequency axis (papers.md 4.2). Its output is un-warped, decompressed and
-given the mixture's phase before the inverse STFT (papers.md 4.3). The warp
-is a fixed linear-interpolation matrix along frequency, so warp and un-warp
-are exact matrix products rather than image resampling.
+Waveform -> STFT magnitude (Hann, centred, reflect padding, as librosa 0.9's
+`stft`) -> log-frequency warp by `grid_sample` on the base-21 grid of DAVIS's
+`warpgrid` -> `clamp(0.15 * log1p(.), 0, 1)`. Back: `exp(|x| / 0.15) - 1`,
+un-warped by `grid_sample` on the inverse grid, given the mixture's phase, and
+inverted by the ISTFT, clipped to [-1, 1]. The grids are built in float64 and
+cast to float32, as DAVIS builds them in numpy.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+WARP_BASE = 21.0  # utils.py warpgrid: rows at (21 ** ((y + 1) / 2) - 11) / 10
+MAGNITUDE_FLOOR = 1e-10  # added to the mixture magnitude before the warp
 
 
 @dataclass(frozen=True)
@@ -22,68 +26,61 @@ class SpecConfig:
     n_fft: int
     hop: int
     log_bins: int
-    scale: float = 0.15  # the compression factor of papers.md 4.2
+    scale: float = 0.15
 
     @property
     def linear_bins(self) -> int:
         return self.n_fft // 2 + 1
 
-    def frames(self, samples: int) -> int:
-        """STFT frames of a centred transform of `samples` samples."""
-        return samples // self.hop + 1
 
-
-def _interpolation_matrix(positions: torch.Tensor, size: int) -> torch.Tensor:
-    """Rows of linear-interpolation weights that read `size` bins at fractional `positions`."""
-    lower = positions.floor().clamp(0, size - 1)
-    frac = positions - lower
-    upper = (lower + 1).clamp(max=size - 1)
-    rows = torch.arange(positions.numel())
-    matrix = torch.zeros(positions.numel(), size, dtype=torch.float64)
-    matrix.index_put_((rows, lower.long()), 1.0 - frac, accumulate=True)
-    matrix.index_put_((rows, upper.long()), frac, accumulate=True)
-    return matrix
-
-
-def log_warp_matrix(linear_bins: int, log_bins: int) -> torch.Tensor:
-    """[log_bins, linear_bins]: log bin k reads linear bin exp(k / (K - 1) * ln L) - 1."""
-    positions = torch.exp(torch.linspace(0.0, math.log(linear_bins), log_bins, dtype=torch.float64)) - 1.0
-    return _interpolation_matrix(positions, linear_bins)
-
-
-def log_unwarp_matrix(linear_bins: int, log_bins: int) -> torch.Tensor:
-    """[linear_bins, log_bins]: the inverse reading, linear bin j from log bin (K - 1) ln(1 + j) / ln L."""
-    positions = (log_bins - 1) * torch.log1p(torch.arange(linear_bins, dtype=torch.float64)) / math.log(linear_bins)
-    return _interpolation_matrix(positions, log_bins)
+def warp_grid(rows: int, frames: int, to_log: bool) -> torch.Tensor:
+    """[1, rows, frames, 2] sampling grid: to the log axis (to_log) or back to the linear one."""
+    x = torch.linspace(-1.0, 1.0, frames, dtype=torch.float64)
+    y = torch.linspace(-1.0, 1.0, rows, dtype=torch.float64)
+    if to_log:
+        y = (WARP_BASE ** ((y + 1) / 2) - 11) / 10
+    else:
+        y = torch.log(y * 10 + 11) / torch.log(torch.tensor(WARP_BASE, dtype=torch.float64)) * 2 - 1
+    grid = torch.stack(torch.broadcast_tensors(x[None, :], y[:, None]), dim=-1)
+    return grid[None].float()
 
 
 class Spectral(nn.Module):
-    """Waveform <-> compressed log-frequency magnitude, with the mixture's phase for synthesis."""
+    """Waveform <-> the compressed log-frequency magnitude the U-Net sees."""
 
     def __init__(self, config: SpecConfig):
         super().__init__()
         self.config = config
         self.register_buffer("window", torch.hann_window(config.n_fft), persistent=False)
-        self.register_buffer("warp", log_warp_matrix(config.linear_bins, config.log_bins).float(), persistent=False)
-        self.register_buffer("unwarp", log_unwarp_matrix(config.linear_bins, config.log_bins).float(), persistent=False)
 
     def stft(self, wave: torch.Tensor) -> torch.Tensor:
-        """float [B, T] -> complex [B, linear_bins, frames] (Hann, centred)."""
+        """float [B, T] -> complex [B, linear_bins, frames]."""
         cfg = self.config
-        return torch.stft(wave, cfg.n_fft, cfg.hop, window=self.window, center=True, return_complex=True)
+        return torch.stft(
+            wave, cfg.n_fft, cfg.hop, window=self.window, center=True, pad_mode="reflect", return_complex=True
+        )
 
-    def compress(self, spec: torch.Tensor) -> torch.Tensor:
-        """complex [B, F, N] -> model input [B, 1, log_bins, N] in [0, 1]."""
-        warped = torch.einsum("kf,bfn->bkn", self.warp, spec.abs())
-        return torch.clamp(self.config.scale * torch.log1p(warped), 0.0, 1.0).unsqueeze(1)
+    def to_log_frequency(self, magnitude: torch.Tensor) -> torch.Tensor:
+        """Linear magnitude [B, linear_bins, N] -> warped magnitude [B, log_bins, N]."""
+        grid = warp_grid(self.config.log_bins, magnitude.shape[-1], to_log=True).to(magnitude.device)
+        grid = grid.expand(magnitude.shape[0], -1, -1, -1)
+        warped = F.grid_sample((magnitude + MAGNITUDE_FLOOR).unsqueeze(1), grid, align_corners=True)
+        return warped.squeeze(1)
+
+    def compress(self, warped: torch.Tensor) -> torch.Tensor:
+        """Warped magnitude -> the model's [0, 1] domain."""
+        return (torch.log1p(warped) * self.config.scale).clamp(0.0, 1.0)
 
     def expand(self, compressed: torch.Tensor) -> torch.Tensor:
-        """Model output [B, 1, log_bins, N] -> linear-frequency magnitude [B, F, N]."""
-        magnitude = torch.expm1(compressed.squeeze(1).abs() / self.config.scale)
-        return torch.einsum("fk,bkn->bfn", self.unwarp, magnitude)
+        """Model domain [B, log_bins, N] -> linear-frequency magnitude [B, linear_bins, N]."""
+        magnitude = torch.exp(compressed.abs() / self.config.scale) - 1
+        grid = warp_grid(self.config.linear_bins, magnitude.shape[-1], to_log=False).to(magnitude.device)
+        grid = grid.expand(magnitude.shape[0], -1, -1, -1)
+        return F.grid_sample(magnitude.unsqueeze(1), grid, align_corners=True).squeeze(1)
 
     def synthesise(self, magnitude: torch.Tensor, mixture_spec: torch.Tensor, length: int) -> torch.Tensor:
-        """Magnitude [B, F, N] with the mixture's phase -> float [B, length]."""
-        phase = mixture_spec / mixture_spec.abs().clamp_min(1e-8)
+        """Magnitude [B, F, N] with the mixture's phase -> float [B, length] in [-1, 1]."""
         cfg = self.config
-        return torch.istft(magnitude * phase, cfg.n_fft, cfg.hop, window=self.window, center=True, length=length)
+        spec = torch.polar(magnitude, torch.angle(mixture_spec))
+        wave = torch.istft(spec, cfg.n_fft, cfg.hop, window=self.window, center=True, length=length)
+        return wave.clamp(-1.0, 1.0)

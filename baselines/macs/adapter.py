@@ -65,6 +65,12 @@ class DecoupledCrossAttention(nn.Module):
         b, c, h, w = x.shape
         q = self.to_q(self.norm(x).flatten(2).transpose(1, 2))
         out = decoupled_attention(
-            q, self.to_k(text_tokens), self.to_v(text_tokens), self.to_k_ip(audio_tokens), self.to_v_ip(audio_tokens), self.heads, self.scale
+            q,
+            self.to_k(text_tokens),
+            self.to_v(text_tokens),
+            self.to_k_ip(audio_tokens),
+            self.to_v_ip(audio_tokens),
+            self.heads,
+            self.scale,
         )
         return x + self.to_out(out).transpose(1, 2).reshape(b, c, h, w)

@@ -48,7 +48,7 @@ class SlotImageGenerator(nn.Module):
         self.attn0 = DecoupledCrossAttention(w[0], config.token_dim, config.heads)
         self.block1 = conv_block(w[0], w[1])
         self.attn1 = DecoupledCrossAttention(w[1], config.token_dim, config.heads)
-        self.ups = nn.ModuleList(conv_block(a, b) for a, b in zip(w[1:-1], w[2:]))
+        self.ups = nn.ModuleList(conv_block(a, b) for a, b in zip(w[1:-1], w[2:], strict=True))
         self.to_rgb = nn.Conv2d(w[-1], 3, 3, padding=1)
 
     def forward(self, audio_tokens: torch.Tensor) -> torch.Tensor:

@@ -4,7 +4,7 @@ The mixture's STFT (n_fft 400, hop 200, Hann, centred: torchaudio's
 `Spectrogram(power=None)` defaults, computed here with torch.stft) feeds its
 power spectrogram to a U-Net with M sigmoid mask outputs; each masked STFT is
 inverted and a mixture-consistency projection spreads the residual equally
-over the slots (papers.md 3.2). Module and attribute names follow the layout
+over the slots (alxzzhou/MACS, separator.py). Module and attribute names follow the layout
 of MACS's `separator_FSD50K_full.pt` (under its `model.unet.` prefix), so
 the official file loads by name; `width` (MACS: 64) only changes tensor sizes.
 """
@@ -24,6 +24,7 @@ class SeparatorConfig:
     sample_rate: int = 16000
     seconds: float = 8.0  # the clip length the positional embedding is sized for
     width: int = 64  # NC
+    se_ratio: int = 16  # SEBlock ratio (separator.py:59)
     n_fft: int = 400
     hop: int = 200
 
@@ -66,7 +67,7 @@ class Excitation(nn.Module):
 
 
 class Residual(nn.Module):
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, ratio: int = 16):
         super().__init__()
         self.layers = nn.Sequential(
             nn.Conv2d(channels, channels, 3, padding=1),
@@ -75,7 +76,7 @@ class Residual(nn.Module):
             nn.Conv2d(channels, channels, 3, padding=1),
             nn.BatchNorm2d(channels),
         )
-        self.senet = Excitation(channels)
+        self.senet = Excitation(channels, ratio)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.gelu(self.senet(x + self.layers(x)))
@@ -84,15 +85,15 @@ class Residual(nn.Module):
 class Level(nn.Module):
     """One U-Net level: strided down-conv, inner levels, transposed up-conv, skip by concatenation."""
 
-    def __init__(self, outer: int, inner: int, submodule: nn.Module | None):
+    def __init__(self, outer: int, inner: int, submodule: nn.Module | None, ratio: int = 16):
         super().__init__()
         grow = 1 if submodule is None else 2  # inner levels return their input concatenated
         self.downconv = nn.Conv2d(outer, inner, 4, stride=2, padding=1)
         self.downnorm = nn.BatchNorm2d(inner)
-        self.downresblock = Residual(inner)
+        self.downresblock = Residual(inner, ratio)
         self.dropout = nn.Dropout2d() if submodule is not None else nn.Identity()
-        self.submodule = submodule if submodule is not None else Excitation(inner)
-        self.upresblock = Residual(inner * grow)
+        self.submodule = submodule if submodule is not None else Excitation(inner, ratio)
+        self.upresblock = Residual(inner * grow, ratio)
         self.upconv = nn.ConvTranspose2d(inner * grow, outer, 4, stride=2, padding=1)
         self.upnorm = nn.BatchNorm2d(outer)
 
@@ -111,9 +112,9 @@ class MaskUNet(nn.Module):
     def __init__(self, config: SeparatorConfig):
         super().__init__()
         m, nc = config.slots, config.width
-        level = Level(8 * nc, 8 * nc, None)
+        level = Level(8 * nc, 8 * nc, None, config.se_ratio)
         for outer, inner in ((4 * nc, 8 * nc), (2 * nc, 4 * nc), (nc, 2 * nc), (nc, nc)):
-            level = Level(outer, inner, level)
+            level = Level(outer, inner, level, config.se_ratio)
         self.unet = level
         self.in_conv = nn.Sequential(
             nn.Conv2d(1, m, 3, padding=1),
@@ -147,13 +148,34 @@ class MaskSeparator(nn.Module):
         self.unet = MaskUNet(config)
         self.register_buffer("window", torch.hann_window(config.n_fft), persistent=False)
 
-    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+    def stft(self, audio: torch.Tensor) -> torch.Tensor:
+        """[B, T] -> complex [B, F, frames]: torchaudio `Spectrogram(power=None)` (centred, reflect-padded)."""
         cfg = self.config
-        if audio.shape[-1] != cfg.samples:
-            raise ValueError(f"the separator is sized for {cfg.samples} samples ({cfg.seconds} s at {cfg.sample_rate} Hz), got {audio.shape[-1]}")
-        spec = torch.stft(audio, cfg.n_fft, cfg.hop, window=self.window, center=True, return_complex=True)
-        masks = torch.sigmoid(self.unet((spec.abs() ** 2).unsqueeze(1)))
-        masked = (masks * spec.unsqueeze(1)).flatten(0, 1)
+        return torch.stft(
+            audio,
+            cfg.n_fft,
+            cfg.hop,
+            window=self.window,
+            center=True,
+            pad_mode="reflect",
+            onesided=True,
+            return_complex=True,
+        )
+
+    def masked_slots(self, audio: torch.Tensor, spec: torch.Tensor, mask_logits: torch.Tensor) -> torch.Tensor:
+        """istft(sigmoid(logits) * spec) then the mixture-consistency projection: [B, M, T]."""
+        cfg = self.config
+        masked = (torch.sigmoid(mask_logits) * spec.unsqueeze(1)).flatten(0, 1)
         slots = torch.istft(masked, cfg.n_fft, cfg.hop, window=self.window, center=True, length=audio.shape[-1])
         slots = slots.view(audio.shape[0], cfg.slots, -1)
         return slots + (audio.unsqueeze(1) - slots.sum(dim=1, keepdim=True)) / cfg.slots
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        cfg = self.config
+        if audio.shape[-1] != cfg.samples:
+            raise ValueError(
+                f"the separator is sized for {cfg.samples} samples ({cfg.seconds} s at "
+                f"{cfg.sample_rate} Hz), got {audio.shape[-1]}"
+            )
+        spec = self.stft(audio)
+        return self.masked_slots(audio, spec, self.unet((spec.abs() ** 2).unsqueeze(1)))

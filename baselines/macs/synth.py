@@ -26,12 +26,16 @@ from .separator import MaskSeparator, SeparatorConfig
 
 @dataclass(frozen=True)
 class SynthConfig:
-    separator: SeparatorConfig = field(default_factory=lambda: SeparatorConfig(slots=4, sample_rate=16000, seconds=2.0, width=4))
+    separator: SeparatorConfig = field(
+        default_factory=lambda: SeparatorConfig(slots=4, sample_rate=16000, seconds=2.0, width=4)
+    )
     mlp_hidden: int = 256
     generator: GeneratorConfig = field(default_factory=lambda: GeneratorConfig(token_dim=EMBED_DIM))
 
 
-def significance_order(slot_embeddings: torch.Tensor, mixture_embedding: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:
+def significance_order(
+    slot_embeddings: torch.Tensor, mixture_embedding: torch.Tensor, slots: torch.Tensor
+) -> torch.Tensor:
     """Indices [B, M] that sort slots from most to least significant."""
     cosine = F.cosine_similarity(slot_embeddings, mixture_embedding.unsqueeze(1), dim=-1)
     rms = slots.pow(2).mean(dim=-1).sqrt()
@@ -45,7 +49,9 @@ class SynthMACS(nn.Module):
         self.config = config
         self.separator = MaskSeparator(config.separator)
         self.embedder = AudioTower()
-        self.mlp = SlotMLP(config.separator.slots, in_dim=EMBED_DIM, hidden=config.mlp_hidden, out_dim=config.generator.token_dim)
+        self.mlp = SlotMLP(
+            config.separator.slots, in_dim=EMBED_DIM, hidden=config.mlp_hidden, out_dim=config.generator.token_dim
+        )
         self.generator = SlotImageGenerator(config.generator)
 
     @torch.no_grad()

@@ -1,4 +1,4 @@
-"""Train the synthetic-world MACS: `python -m baselines.macs.train`.
+"""Train the synthetic-world MACS: `python -m avbench.baselines.macs.train`.
 
 Three stages, as in MACS:
 1. the mask separator, by MixIT on mixtures of two synthetic mixtures
@@ -25,8 +25,9 @@ import numpy as np
 import torch
 
 from avbench.checkpoints import file_sha256, load_state_dict
-from avbench.data.audio import mix_sources
-from avbench.synth.catalog import AUDIO_WEIGHTS_FILE, WEIGHTS_DIR as EVALUATOR_WEIGHTS_DIR
+from avbench.items.audio import mix_sources
+from avbench.synth.catalog import AUDIO_WEIGHTS_FILE
+from avbench.synth.catalog import WEIGHTS_DIR as EVALUATOR_WEIGHTS_DIR
 from avbench.synth.world import CLASSES, MANIFEST_SEED_LIMIT, World
 
 from .model import SYNTH_CONFIG, SYNTH_FILE, WEIGHTS_DIR
@@ -49,7 +50,7 @@ def draw_mixture(rng: np.random.Generator, waves: np.ndarray, sources: int) -> t
     classes = [int(c) for c in rng.choice(len(CLASSES), size=sources, replace=False)]
     clips = [int(k) for k in rng.integers(0, waves.shape[1], size=sources)]
     rule = "mean" if sources == 1 else "equal-rms-mean"
-    mixture, _ = mix_sources([waves[c, k] for c, k in zip(classes, clips)], [0.0] * sources, rule)
+    mixture, _ = mix_sources([waves[c, k] for c, k in zip(classes, clips, strict=True)], [0.0] * sources, rule)
     return mixture, classes, clips
 
 
@@ -66,7 +67,9 @@ def neg_si_sdr(estimate: torch.Tensor, reference: torch.Tensor, eps: float = 1e-
 def mixit_loss(slots: torch.Tensor, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
     """Best split of the M slots into two groups that rebuild the two mixtures (MixIT)."""
     m = slots.shape[1]
-    groups = torch.tensor(list(itertools.product((0.0, 1.0), repeat=m))[1:], dtype=slots.dtype)  # every non-empty first group
+    groups = torch.tensor(
+        list(itertools.product((0.0, 1.0), repeat=m))[1:], dtype=slots.dtype
+    )  # every non-empty first group
     to_first = torch.einsum("km,bmt->bkt", groups, slots)
     to_second = torch.einsum("km,bmt->bkt", 1 - groups, slots)
     losses = neg_si_sdr(to_first, first.unsqueeze(1)) + neg_si_sdr(to_second, second.unsqueeze(1))
@@ -80,7 +83,9 @@ def cosine_schedule(optimiser, steps: int):
     )
 
 
-def train_separator(model: SynthMACS, waves: np.ndarray, rng: np.random.Generator, steps: int, batch: int, lr: float) -> float:
+def train_separator(
+    model: SynthMACS, waves: np.ndarray, rng: np.random.Generator, steps: int, batch: int, lr: float
+) -> float:
     separator = model.separator.train()
     optimiser = torch.optim.AdamW(separator.parameters(), lr=lr, weight_decay=1e-4)
     schedule = cosine_schedule(optimiser, steps)
@@ -102,17 +107,21 @@ def train_separator(model: SynthMACS, waves: np.ndarray, rng: np.random.Generato
     return last
 
 
-def build_pairs(model: SynthMACS, world: World, waves: np.ndarray, rng: np.random.Generator, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+def build_pairs(
+    model: SynthMACS, world: World, waves: np.ndarray, rng: np.random.Generator, count: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(slot embeddings [N, M, D], ideal images [N, 3, 64, 64] in [-1, 1]); one third single-source."""
     mixtures, images = [], []
     for n in range(count):
         sources = 1 if n % 3 == 0 else 2
         mixture, classes, clips = draw_mixture(rng, waves, sources)
         labels = [CLASSES[c] for c in classes]
-        seeds = [TRAIN_SEED_BASE + c * waves.shape[1] + k for c, k in zip(classes, clips)]
+        seeds = [TRAIN_SEED_BASE + c * waves.shape[1] + k for c, k in zip(classes, clips, strict=True)]
         mixtures.append(mixture)
         images.append(world.frame(labels, seeds))
-    embeddings = torch.cat([model.slot_embeddings(torch.from_numpy(np.stack(mixtures[i : i + 64]))) for i in range(0, count, 64)])
+    embeddings = torch.cat(
+        [model.slot_embeddings(torch.from_numpy(np.stack(mixtures[i : i + 64]))) for i in range(0, count, 64)]
+    )
     pixels = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
     return embeddings, pixels
 
@@ -142,8 +151,13 @@ def train_generator(model: SynthMACS, embeddings, pixels, steps: int, batch: int
 
 
 def provenance(module: str, facts: dict, config: dict) -> dict[str, str]:
-    """safetensors metadata as one key: a multi-key map is written in hash order, which would change the file's bytes."""
-    return {"avbench": json.dumps({"trained_by": f"python -m {module}", "training": facts, "config": config}, sort_keys=True)}
+    """safetensors metadata as one key: a multi-key map is written in hash order,
+    which would change the file's bytes."""
+    return {
+        "avbench": json.dumps(
+            {"trained_by": f"python -m {module}", "training": facts, "config": config}, sort_keys=True
+        )
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -163,7 +177,9 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
-    world = World(sample_rate=SYNTH_CONFIG.separator.sample_rate, clip_seconds=SYNTH_CONFIG.separator.seconds, image_size=64)
+    world = World(
+        sample_rate=SYNTH_CONFIG.separator.sample_rate, clip_seconds=SYNTH_CONFIG.separator.seconds, image_size=64
+    )
     model = SynthMACS(SYNTH_CONFIG)
     model.embedder.load_state_dict(load_state_dict(args.audio_tower), strict=True)
     model.embedder.eval().requires_grad_(False)
@@ -181,10 +197,14 @@ def main(argv: list[str] | None = None) -> None:
 
     facts = {k: v for k, v in vars(args).items() if k not in ("out", "audio_tower", "threads")}
     facts["audio_tower_sha256"] = file_sha256(args.audio_tower)
-    config = {"separator": asdict(SYNTH_CONFIG.separator), "mlp_hidden": SYNTH_CONFIG.mlp_hidden, "generator": asdict(SYNTH_CONFIG.generator)}
+    config = {
+        "separator": asdict(SYNTH_CONFIG.separator),
+        "mlp_hidden": SYNTH_CONFIG.mlp_hidden,
+        "generator": asdict(SYNTH_CONFIG.generator),
+    }
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    save_file(state, str(args.out), metadata=provenance("baselines.macs.train", facts, config))
+    save_file(state, str(args.out), metadata=provenance("avbench.baselines.macs.train", facts, config))
     summary = {
         **facts,
         "final_mixit_neg_si_sdr": round(mixit, 3),

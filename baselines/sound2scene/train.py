@@ -1,4 +1,4 @@
-"""Train the synthetic-world Sound2Scene: `python -m baselines.sound2scene.train`.
+"""Train the synthetic-world Sound2Scene: `python -m avbench.baselines.sound2scene.train`.
 
 Seeded, single process, CPU. Stages:
 1. render training clips and two-clip scenes from the world (seeds above every
@@ -62,13 +62,19 @@ def embed_audio(spectrogram: LogSpectrogram, audnet: AudioResNet, audio: torch.T
         return torch.cat([F.normalize(audnet(spectrogram(chunk))[0], dim=1) for chunk in audio.split(128)])
 
 
-def class_accuracy(queries: torch.Tensor, keys: torch.Tensor, query_labels: torch.Tensor, key_labels: torch.Tensor) -> float:
+def class_accuracy(
+    queries: torch.Tensor, keys: torch.Tensor, query_labels: torch.Tensor, key_labels: torch.Tensor
+) -> float:
     """How often a query's nearest class prototype (mean key of the class) is its own class."""
-    prototypes = F.normalize(torch.stack([keys[key_labels == c].mean(0) for c in range(int(key_labels.max()) + 1)]), dim=1)
+    prototypes = F.normalize(
+        torch.stack([keys[key_labels == c].mean(0) for c in range(int(key_labels.max()) + 1)]), dim=1
+    )
     return float(((queries @ prototypes.t()).argmax(1) == query_labels).float().mean())
 
 
-def train_audio_encoder(data: WorldData, targets: torch.Tensor, config: TrainConfig, gen: torch.Generator, log: Log) -> AudioResNet:
+def train_audio_encoder(
+    data: WorldData, targets: torch.Tensor, config: TrainConfig, gen: torch.Generator, log: Log
+) -> AudioResNet:
     spectrogram = LogSpectrogram(SYNTH.spectrogram)
     audnet = AudioResNet(SYNTH.audio).to(memory_format=torch.channels_last)
     trainable = data.audio.shape[0] - config.held_out
@@ -92,7 +98,9 @@ def train_audio_encoder(data: WorldData, targets: torch.Tensor, config: TrainCon
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=SYNTH_WEIGHTS.parent, help="output folder (default: the shipped weights folder)")
+    parser.add_argument(
+        "--out", type=Path, default=SYNTH_WEIGHTS.parent, help="output folder (default: the shipped weights folder)"
+    )
     parser.add_argument("--seed", type=int, default=TrainConfig.seed)
     args = parser.parse_args(argv)
     config = TrainConfig(seed=args.seed)

@@ -7,17 +7,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-
 import toy_plugins
 from fork_server import ForkServer
-
-
-def forget(registry, name: str) -> None:
-    """Undo a registration. The registries have no public way to forget a name; popping it
-    keeps the test files that run later seeing the registries as they were."""
-    with registry._lock:
-        registry._targets.pop(name, None)
-        registry._loaded.pop(name, None)
 
 
 @contextmanager
@@ -27,7 +18,7 @@ def registered(registry, name: str, target):
     try:
         yield
     finally:
-        forget(registry, name)
+        registry.unregister(name)
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +26,10 @@ def toy_plugins_registered():
     """`toy-clip` and `event-oracle` in this process, for one test module."""
     from avbench.registry import backbones, models
 
-    with registered(backbones, toy_plugins.TOY_BACKBONE.name, toy_plugins.TOY_BACKBONE), registered(models, toy_plugins.EventOracle.name, toy_plugins.EventOracle):
+    with (
+        registered(backbones, toy_plugins.TOY_BACKBONE.name, toy_plugins.TOY_BACKBONE),
+        registered(models, toy_plugins.EventOracle.name, toy_plugins.EventOracle),
+    ):
         yield
 
 
@@ -68,4 +62,4 @@ def register_model():
 
     yield add
     for name in names:
-        forget(models, name)
+        models.unregister(name)

@@ -44,19 +44,28 @@ class ForkServer:
 
     def __init__(self, env: dict[str, str]):
         self.process = subprocess.Popen(
-            [sys.executable, str(Path(__file__)), "serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+            [sys.executable, str(Path(__file__)), "serve"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
         )
         ready = self.process.stdout.readline()
         if ready.strip() != "ready":
             raise RuntimeError(f"fork server did not start: {ready!r}")
 
     def run(self, *jobs: dict) -> list[Result]:
-        self.process.stdin.write(json.dumps([{k: str(v) if isinstance(v, Path) else v for k, v in job.items()} for job in jobs]) + "\n")
+        self.process.stdin.write(
+            json.dumps([{k: str(v) if isinstance(v, Path) else v for k, v in job.items()} for job in jobs]) + "\n"
+        )
         self.process.stdin.flush()
         line = self.process.stdout.readline()
         if not line:
             raise RuntimeError("fork server died")
-        return [Result(log=Path(job["log"]).read_text(errors="replace"), **answer) for job, answer in zip(jobs, json.loads(line))]
+        return [
+            Result(log=Path(job["log"]).read_text(errors="replace"), **answer)
+            for job, answer in zip(jobs, json.loads(line), strict=False)
+        ]
 
     def close(self) -> None:
         self.process.stdin.close()
@@ -108,8 +117,15 @@ def _wait(pid: int, kill_after: float | None) -> int:
 
 
 WARM_IMPORTS = (
-    "open_clip", "torch_fidelity", "avbench.cli", "avbench.runner", "avbench.data.files", "avbench.synth.world",
-    "avbench.metrics.retrieval", "avbench.metrics.separation", "avbench.metrics.fidelity",
+    "open_clip",
+    "torch_fidelity",
+    "avbench.cli",
+    "avbench.runner",
+    "avbench.items.files",
+    "avbench.synth.world",
+    "avbench.metrics.retrieval",
+    "avbench.metrics.separation",
+    "avbench.metrics.fidelity",
 )
 
 
@@ -134,7 +150,7 @@ def serve() -> None:
                 _child(job)
             pids.append(pid)
         answers = []
-        for job, pid in zip(jobs, pids):
+        for job, pid in zip(jobs, pids, strict=False):
             code = _wait(pid, job.get("kill_after"))
             events = Path(job["events"]).read_text() if job.get("events") and Path(job["events"]).exists() else ""
             answers.append({"exit": code, "events": events, "seconds": time.monotonic() - started})

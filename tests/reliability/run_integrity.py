@@ -12,7 +12,9 @@ from avbench.record import load_record
 
 def temporaries(*roots: Path) -> list[Path]:
     """Temporary files an interrupted write could leave behind."""
-    return sorted(p for root in roots if root.exists() for p in root.rglob("*") if p.is_file() and p.name.endswith(".tmp"))
+    return sorted(
+        p for root in roots if root.exists() for p in root.rglob("*") if p.is_file() and p.name.endswith(".tmp")
+    )
 
 
 def assert_outputs_verify(run_dir: Path) -> dict[str, dict]:
@@ -22,13 +24,15 @@ def assert_outputs_verify(run_dir: Path) -> dict[str, dict]:
         meta = json.loads(marker.read_text("utf-8"))
         assert meta["status"] in ("ok", "failed"), marker
         for name, sha in meta["files"]:
-            assert hashlib.sha256((marker.parent / name).read_bytes()).hexdigest() == sha, f"{marker.parent / name} does not match its marker"
+            assert hashlib.sha256((marker.parent / name).read_bytes()).hexdigest() == sha, (
+                f"{marker.parent / name} does not match its marker"
+            )
         markers[str(marker.relative_to(run_dir))] = meta
     return markers
 
 
 def assert_cache_verifies(cache_dir: Path) -> int:
-    """Every cache file (features, and scores in `scores/`) loads and matches its checksum; returns how many there are."""
+    """Every cache file (features, and scores in `scores/`) loads and matches its checksum; returns their count."""
     files = sorted(cache_dir.rglob("*.npz")) if cache_dir.exists() else []
     for path in files:
         cache = ArrayCache(path.parent.parent)

@@ -17,13 +17,6 @@ class Variant:
     batch_size: int = 2
 
 
-def clip_synth_ready() -> bool:
-    """The trained synthetic-world evaluator ships with the package (needed by synth-mixed2)."""
-    from avbench.synth.catalog import CLIP_WEIGHTS_FILE, WEIGHTS_DIR
-
-    return (WEIGHTS_DIR / CLIP_WEIGHTS_FILE).is_file()
-
-
 def variants(toy_suite: Path) -> dict[str, Variant]:
     """synth-sep: outputs and SDR, no features; toy-mixed2 and synth-mixed2: images, features, retrieval."""
     return {
@@ -36,6 +29,20 @@ def variants(toy_suite: Path) -> dict[str, Variant]:
 def run_args(variant: Variant, out: Path, cache: Path) -> list[str]:
     """`avbench run` of the slowed-down, step-logging oracle (see toy_plugins.EventOracle)."""
     return [
-        "run", "--model", "event-oracle", "--suite", variant.suite, "--limit", str(variant.limit),
-        "--batch-size", str(variant.batch_size), "--workers", "0", "--out", str(out), "--cache-dir", str(cache), *variant.extra,
+        "run",
+        "--model",
+        "event-oracle",
+        "--suite",
+        variant.suite,
+        "--limit",
+        str(variant.limit),
+        "--batch-size",
+        str(variant.batch_size),
+        "--workers",
+        "0",
+        "--out",
+        str(out),
+        "--cache-dir",
+        str(cache),
+        *variant.extra,
     ]

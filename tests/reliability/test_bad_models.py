@@ -1,8 +1,12 @@
-"""Models that raise, return NaN, the wrong shape, type or count, or hang: each fault is one failed item, never a number."""
+"""Models that raise, return NaN, the wrong shape, type or count, or hang: each fault is one failed item.
+
+Never a number.
+"""
 
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -10,10 +14,10 @@ import pandas as pd
 import pytest
 
 import avbench
-from avbench.data.suite import load_suite
 from avbench.errors import AvbenchError
 from avbench.models.sanity import OracleModel
 from avbench.record import load_record
+from avbench.suites.spec import load_suite
 
 pytestmark = pytest.mark.timeout(300)
 LIMIT = 10
@@ -46,8 +50,10 @@ class FaultyModel(OracleModel):
         if "hang" in kinds:
             RELEASE.wait(120)
         outputs = []
-        for k, (sources, kind) in enumerate(zip(super().separate_audio(batch), kinds)):
-            noisy = sources + 0.05 * np.random.default_rng(batch.seeds[k]).standard_normal(sources.shape).astype(np.float32)
+        for k, (sources, kind) in enumerate(zip(super().separate_audio(batch), kinds, strict=False)):
+            noisy = sources + 0.05 * np.random.default_rng(batch.seeds[k]).standard_normal(sources.shape).astype(
+                np.float32
+            )
             if kind == "nan":
                 noisy[0, 100] = np.nan
             elif kind == "shape":
@@ -63,6 +69,21 @@ def model_with(faults: dict[str, str]) -> type:
     return type("Faulty", (FaultyModel,), {"faults": faults})
 
 
+def evaluate_faulty(out: Path, on_error: str):
+    """The registered "faulty" model on the first LIMIT items of synth-sep: each test only picks the error policy."""
+    return avbench.evaluate(
+        "faulty",
+        "synth-sep",
+        out=out,
+        cache_dir=out / "cache",
+        limit=LIMIT,
+        batch_size=4,
+        workers=0,
+        on_error=on_error,
+        item_timeout=ITEM_TIMEOUT,
+    )
+
+
 @pytest.fixture(autouse=True)
 def release_hung_calls():
     RELEASE.clear()
@@ -72,8 +93,7 @@ def release_hung_calls():
 
 def test_skip_marks_each_fault_failed_with_its_reason_and_scores_only_the_rest(register_model, tmp_path):
     register_model("faulty", model_with({item: kind for item, (kind, _) in FAULTS.items()}))
-    record = avbench.evaluate("faulty", "synth-sep", out=tmp_path, cache_dir=tmp_path / "cache", limit=LIMIT, batch_size=4,
-                              workers=0, on_error="skip", item_timeout=ITEM_TIMEOUT)
+    record = evaluate_faulty(tmp_path, on_error="skip")
 
     assert record.n.effective == LIMIT and record.n.failed == len(FAULTS)
     assert {f.item: f.reason for f in record.failures}.keys() == FAULTS.keys()
@@ -103,8 +123,7 @@ def test_stop_ends_the_run_at_the_first_fault_naming_item_and_reason(item, regis
     kind, reason = FAULTS[item]
     register_model("faulty", model_with({item: kind}))
     with pytest.raises(AvbenchError) as caught:
-        avbench.evaluate("faulty", "synth-sep", out=tmp_path, cache_dir=tmp_path / "cache", limit=LIMIT, batch_size=4,
-                         workers=0, on_error="stop", item_timeout=ITEM_TIMEOUT)
+        evaluate_faulty(tmp_path, on_error="stop")
     message = str(caught.value)
     assert message.startswith(f"item {item} failed (separate_audio): ")
     assert reason in message and "--on-error skip" in message

@@ -10,10 +10,10 @@ import os
 import subprocess
 
 import pytest
-
-from avbench.record import load_record
 from run_integrity import assert_complete
 from run_variants import run_args, variants
+
+from avbench.record import load_record
 
 
 @pytest.mark.timeout(600)
@@ -23,12 +23,21 @@ def test_two_processes_on_one_run_directory_agree_with_one(name, fork_server, to
     shared, cache, meeting = tmp_path / "shared", tmp_path / "cache", tmp_path / "meeting"
     meeting.mkdir()
     first, second = fork_server.run(
-        *({"args": run_args(variant, shared, cache), "log": tmp_path / f"{who}.log", "events": tmp_path / f"{who}.events",
-           "rendezvous": [str(meeting), 2]} for who in ("first", "second"))
+        *(
+            {
+                "args": run_args(variant, shared, cache),
+                "log": tmp_path / f"{who}.log",
+                "events": tmp_path / f"{who}.events",
+                "rendezvous": [str(meeting), 2],
+            }
+            for who in ("first", "second")
+        )
     )
     assert first.exit == 0, first.log
     assert second.exit == 0, second.log
-    (alone,) = fork_server.run({"args": run_args(variant, tmp_path / "alone", tmp_path / "alone-cache"), "log": tmp_path / "alone.log"})
+    (alone,) = fork_server.run(
+        {"args": run_args(variant, tmp_path / "alone", tmp_path / "alone-cache"), "log": tmp_path / "alone.log"}
+    )
     assert alone.exit == 0, alone.log
 
     assert load_record(shared).comparable() == load_record(tmp_path / "alone").comparable()
@@ -55,4 +64,6 @@ def test_only_temporaries_of_dead_writers_on_this_host_are_swept(tmp_path):
     for path in (dead, alive, elsewhere, unrelated):
         path.write_bytes(b"partial")
     atomic_write(folder / "record.json", b"whole")
-    assert sorted(p.name for p in folder.iterdir()) == sorted(["record.json", alive.name, elsewhere.name, unrelated.name])
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        ["record.json", alive.name, elsewhere.name, unrelated.name]
+    )

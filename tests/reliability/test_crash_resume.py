@@ -15,11 +15,11 @@ import random
 from pathlib import Path
 
 import pytest
+from run_integrity import assert_complete, assert_intact
+from run_variants import Variant, run_args, variants
+from toy_plugins import KINDS
 
 from avbench.record import load_record
-from run_integrity import assert_complete, assert_intact
-from run_variants import Variant, clip_synth_ready, run_args, variants
-from toy_plugins import KINDS
 
 KILLS = 10
 MAX_ATTEMPTS = 30
@@ -35,21 +35,19 @@ def phase(run_dir: Path, cache_dir: Path, variant: Variant, cache_files: int) ->
 
 
 @pytest.mark.timeout(900)
-@pytest.mark.parametrize(
-    "name",
-    [
-        "synth-sep",
-        "toy-mixed2",
-        pytest.param("synth-mixed2", marks=pytest.mark.skipif(not clip_synth_ready(), reason="clip-synth weights not trained yet")),
-    ],
-)
+@pytest.mark.parametrize("name", ["synth-sep", "toy-mixed2", "synth-mixed2"])
 def test_ten_sigkills_then_resume_equal_an_uninterrupted_run(name, fork_server, toy_suite, tmp_path):
     variant = variants(toy_suite)[name]
     counter = itertools.count()
 
     def job(out: Path, cache: Path, **kill) -> dict:
         step = next(counter)
-        return {"args": run_args(variant, out, cache), "log": tmp_path / f"{step}.log", "events": tmp_path / f"{step}.events", **kill}
+        return {
+            "args": run_args(variant, out, cache),
+            "log": tmp_path / f"{step}.log",
+            "events": tmp_path / f"{step}.events",
+            **kill,
+        }
 
     (clean,) = fork_server.run(job(tmp_path / "clean", tmp_path / "clean-cache"))
     assert clean.exit == 0, clean.log

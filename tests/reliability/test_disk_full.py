@@ -11,11 +11,11 @@ import os
 from pathlib import Path
 
 import pytest
+from run_integrity import assert_complete, assert_outputs_verify, temporaries
 
 import avbench
 from avbench.errors import AvbenchError
 from avbench.record import load_record
-from run_integrity import assert_complete, assert_outputs_verify, temporaries
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.usefixtures("toy_plugins_registered")]
 LIMIT = 6
@@ -29,7 +29,9 @@ def kind_of(path: Path) -> str:
 
 
 def evaluate(toy_suite: Path, root: Path):
-    return avbench.evaluate("oracle", str(toy_suite), out=root / "run", cache_dir=root / "cache", limit=LIMIT, batch_size=2, workers=0)
+    return avbench.evaluate(
+        "oracle", str(toy_suite), out=root / "run", cache_dir=root / "cache", limit=LIMIT, batch_size=2, workers=0
+    )
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +63,9 @@ def clean(toy_plugins_registered, toy_suite, tmp_path_factory):
         pytest.param("record.json", 1, False),
     ],
 )
-def test_enospc_stops_with_a_clear_error_and_a_rerun_completes(kind, occurrence, names_item, clean, toy_suite, tmp_path, monkeypatch):
+def test_enospc_stops_with_a_clear_error_and_a_rerun_completes(
+    kind, occurrence, names_item, clean, toy_suite, tmp_path, monkeypatch
+):
     record, writes = clean
     fault_at = [i for i, k in enumerate(writes) if k == kind][occurrence - 1]
     real_replace = os.replace

@@ -13,21 +13,26 @@ import json
 import tempfile
 from pathlib import Path
 
+import parser_samples
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import parser_samples
-from avbench.data.manifest import parse_manifest
-from avbench.data.suite import parse_suite, read_suite_file
+from avbench.defaults import SCHEMA_VERSION
 from avbench.errors import AvbenchError, ManifestError, RecordError, SuiteError
 from avbench.record import from_dict, load_record
+from avbench.suites.manifest import parse_manifest
+from avbench.suites.spec import parse_suite, read_suite_file
 
 pytestmark = pytest.mark.timeout(300)
 FUZZ = settings(max_examples=500, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
-json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4), max_leaves=12)
+json_values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=12,
+)
 
 VALID_LINES = parser_samples.manifest_lines()
 VALID_SPEC = parser_samples.suite_spec()
@@ -93,6 +98,7 @@ def survives(read, error: type[AvbenchError], *args) -> None:
 
 # -- manifests -----------------------------------------------------------------
 
+
 @FUZZ
 @given(st.binary(max_size=400))
 def test_manifest_parser_on_random_bytes(data):
@@ -119,6 +125,7 @@ def test_manifest_parser_on_corrupted_valid_lines(data):
 
 # -- suite specs ---------------------------------------------------------------
 
+
 @FUZZ
 @given(json_values)
 def test_suite_parser_on_random_json(obj):
@@ -142,8 +149,14 @@ def test_suite_reader_on_corrupted_spec_files(data):
 
 # -- records -------------------------------------------------------------------
 
+
 @FUZZ
-@given(json_values | st.dictionaries(st.sampled_from(sorted(VALID_RECORD)), json_values).map(lambda d: {**d, "schema_version": 1}))
+@given(
+    json_values
+    | st.dictionaries(st.sampled_from(sorted(VALID_RECORD)), json_values).map(
+        lambda d: {**d, "schema_version": SCHEMA_VERSION}
+    )
+)
 def test_record_loader_on_random_json(obj):
     survives(from_dict, RecordError, obj)
 
@@ -179,13 +192,45 @@ HUGE_FLOAT_INT = "1" * 400  # parses as an int too large for float()
 @pytest.mark.parametrize(
     "read, error, make",
     [
-        pytest.param(parse_manifest, ManifestError, lambda folder: (f'{{"id": "a", "seed": {HUGE_INT}}}\n'.encode(), "m.jsonl"), id="manifest-huge-int"),
-        pytest.param(parse_manifest, ManifestError, lambda folder: (line_with_source_field("gain_db", HUGE_FLOAT_INT), "m.jsonl"), id="manifest-huge-gain"),
-        pytest.param(parse_manifest, ManifestError, lambda folder: (line_with_source_field("start", HUGE_FLOAT_INT), "m.jsonl"), id="manifest-huge-start"),
-        pytest.param(parse_suite, SuiteError, lambda folder: ({**VALID_SPEC, "clip_seconds": int(HUGE_FLOAT_INT)}, "s.json", "/x"), id="suite-huge-clip-seconds"),
-        pytest.param(read_suite_file, SuiteError, lambda folder: (write(folder, "s.json", f'{{"a": {HUGE_INT}}}'),), id="suite-file-huge-int"),
-        pytest.param(from_dict, RecordError, lambda folder: (record_with_value(int(HUGE_FLOAT_INT)),), id="record-huge-number"),
-        pytest.param(load_record, RecordError, lambda folder: (write(folder, "record.json", f'{{"a": {HUGE_INT}}}'),), id="record-file-huge-int"),
+        pytest.param(
+            parse_manifest,
+            ManifestError,
+            lambda folder: (f'{{"id": "a", "seed": {HUGE_INT}}}\n'.encode(), "m.jsonl"),
+            id="manifest-huge-int",
+        ),
+        pytest.param(
+            parse_manifest,
+            ManifestError,
+            lambda folder: (line_with_source_field("gain_db", HUGE_FLOAT_INT), "m.jsonl"),
+            id="manifest-huge-gain",
+        ),
+        pytest.param(
+            parse_manifest,
+            ManifestError,
+            lambda folder: (line_with_source_field("start", HUGE_FLOAT_INT), "m.jsonl"),
+            id="manifest-huge-start",
+        ),
+        pytest.param(
+            parse_suite,
+            SuiteError,
+            lambda folder: ({**VALID_SPEC, "clip_seconds": int(HUGE_FLOAT_INT)}, "s.json", "/x"),
+            id="suite-huge-clip-seconds",
+        ),
+        pytest.param(
+            read_suite_file,
+            SuiteError,
+            lambda folder: (write(folder, "s.json", f'{{"a": {HUGE_INT}}}'),),
+            id="suite-file-huge-int",
+        ),
+        pytest.param(
+            from_dict, RecordError, lambda folder: (record_with_value(int(HUGE_FLOAT_INT)),), id="record-huge-number"
+        ),
+        pytest.param(
+            load_record,
+            RecordError,
+            lambda folder: (write(folder, "record.json", f'{{"a": {HUGE_INT}}}'),),
+            id="record-file-huge-int",
+        ),
     ],
 )
 def test_huge_numbers_are_documented_errors(read, error, make, tmp_path):

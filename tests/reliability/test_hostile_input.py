@@ -20,9 +20,9 @@ import torch
 
 from avbench import weights
 from avbench.checkpoints import load_state_dict
-from avbench.data.manifest import dump_items, parse_manifest, resolve_inside, sha256_bytes
 from avbench.errors import CheckpointError, DataError, ManifestError, RegistryError, WeightsError
 from avbench.registry import backbones, metrics, models
+from avbench.suites.manifest import dump_items, parse_manifest, resolve_inside
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -40,7 +40,12 @@ class Payload:
 def write_pickles(folder: Path, marker: Path) -> dict[str, Path]:
     """The ways a checkpoint can smuggle a payload: torch zip, bare pickle, nested, mis-named."""
     folder.mkdir(parents=True, exist_ok=True)
-    files = {"torch-zip": folder / "evil.pt", "bare-pickle": folder / "evil.pth", "nested": folder / "nested.ckpt", "named-safetensors": folder / "evil.safetensors"}
+    files = {
+        "torch-zip": folder / "evil.pt",
+        "bare-pickle": folder / "evil.pth",
+        "nested": folder / "nested.ckpt",
+        "named-safetensors": folder / "evil.safetensors",
+    }
     torch.save({"weight": torch.zeros(2), "extra": Payload(marker)}, files["torch-zip"])
     files["bare-pickle"].write_bytes(pickle.dumps(Payload(marker), protocol=2))
     torch.save({"state_dict": {"weight": torch.zeros(2)}, "optimizer": Payload(marker)}, files["nested"])
@@ -100,8 +105,15 @@ def test_weights_never_unpickle_an_unverified_file(tmp_path, monkeypatch):
 
 # -- paths out of the data root -------------------------------------------------
 
-LINE = {"id": "a", "seed": 1, "labels": ["dog barking", "siren wailing"],
-        "sources": [{"clip": "a1", "label": "dog barking", "path": "audio/a1.wav"}, {"clip": "a2", "label": "siren wailing", "path": "audio/a2.wav"}]}
+LINE = {
+    "id": "a",
+    "seed": 1,
+    "labels": ["dog barking", "siren wailing"],
+    "sources": [
+        {"clip": "a1", "label": "dog barking", "path": "audio/a1.wav"},
+        {"clip": "a2", "label": "siren wailing", "path": "audio/a2.wav"},
+    ],
+}
 
 
 def with_path(path: str, where: str = "source") -> bytes:
@@ -152,15 +164,6 @@ def test_symlinks_out_of_the_root_are_refused_and_inside_ones_allowed(tmp_path):
     assert resolve_inside(root, "audio/inside.wav", "clip a1") == (root / "audio" / "a2.wav").resolve()
 
 
-def files_suite(tmp_path: Path, manifest: bytes) -> Path:
-    spec = {
-        "name": "hostile", "version": "1", "protocol": 1, "tasks": ["separate_audio"], "sample_rate": 16000, "clip_seconds": 1.0,
-        "classes": ["dog barking", "siren wailing"], "manifest": "hostile.jsonl", "manifest_sha256": sha256_bytes(manifest),
-        "data": "files", "dataset": "test", "metrics": [{"metric": "separation", "task": "separate_audio"}],
-    }
-    (tmp_path / "hostile.jsonl").write_bytes(manifest)
-    (tmp_path / "hostile.json").write_text(json.dumps(spec))
-    return tmp_path / "hostile.json"
 
 
 # -- the command line, in fresh processes -----------------------------------------
@@ -169,24 +172,47 @@ EVIL_MODULE = "from pathlib import Path\nPath({marker!r}).touch()\nclass Model: 
 
 
 @pytest.fixture(scope="module")
-def cli_answers(tmp_path_factory):
+def cli_answers(tmp_path_factory, write_separation_suite):
     """Every hostile command, run at once as `python -m avbench` from a folder holding evil.py."""
     base = tmp_path_factory.mktemp("hostile-cli")
     marker = base / "imported"
     (base / "evil.py").write_text(EVIL_MODULE.format(marker=str(marker)))
     root, outside = make_data_root(base)
     (root / "audio" / "a1.wav").symlink_to(outside / "secret.wav")
-    suite = files_suite(base, with_path("audio/a1.wav"))
+    suite = write_separation_suite(base, "hostile", with_path("audio/a1.wav"))
     payload = write_pickles(base / "files", base / "unpickled")["torch-zip"]
     commands = {
         "weights-name": ["weights", "import", str(payload), "--name", "../../x"],
-        "symlink-run": ["run", "--model", "oracle", "--suite", str(suite), "--data-root", str(root), "--out", str(base / "run")],
+        "symlink-run": [
+            "run",
+            "--model",
+            "oracle",
+            "--suite",
+            str(suite),
+            "--data-root",
+            str(root),
+            "--out",
+            str(base / "run"),
+        ],
     }
     for name in ("os:system", "evil", str(base / "evil.py")):
         commands[f"model {name}"] = ["run", "--model", name, "--suite", "synth-sep", "--out", str(base / "never")]
-    env = {**os.environ, "AVBENCH_HOME": str(base / "home"), "PYTHONPATH": os.pathsep.join([str(base), os.environ.get("PYTHONPATH", "")])}
-    running = {key: subprocess.Popen([sys.executable, "-m", "avbench", *args], cwd=base, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-               for key, args in commands.items()}
+    env = {
+        **os.environ,
+        "AVBENCH_HOME": str(base / "home"),
+        "PYTHONPATH": os.pathsep.join([str(base), os.environ.get("PYTHONPATH", "")]),
+    }
+    running = {
+        key: subprocess.Popen(
+            [sys.executable, "-m", "avbench", *args],
+            cwd=base,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for key, args in commands.items()
+    }
     answers = {key: (proc.wait(timeout=240), proc.stdout.read() + proc.stderr.read()) for key, proc in running.items()}
     return answers, base
 
@@ -194,7 +220,12 @@ def cli_answers(tmp_path_factory):
 def test_weights_import_refuses_a_path_as_name(cli_answers):
     answers, base = cli_answers
     code, output = answers["weights-name"]
-    assert code == 2 and "invalid weights name '../../x'" in output and "not a path" in output and "Traceback" not in output
+    assert (
+        code == 2
+        and "invalid weights name '../../x'" in output
+        and "not a path" in output
+        and "Traceback" not in output
+    )
     assert not (base / "x").exists() and not (base / "home" / "weights").exists()
     assert not (base / "unpickled").exists()
 
@@ -236,3 +267,170 @@ def test_unregistered_names_are_never_imported_by_the_registries(registry, name,
     with pytest.raises(RegistryError, match="unknown"):
         registry.get(target)
     assert not marker.exists() and "evil" not in sys.modules
+
+
+# --- official-format files that need an allow-list, and configs that ask for too much -----------------------
+
+
+class SystemPayload:
+    """Unpickling this would run a shell command that creates `marker`."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _icgan_folder(folder: Path, config_extra: dict, best_is=None) -> Path:
+    """A Sound2Scene checkpoint folder whose IC-GAN state file carries whatever `config_extra` holds."""
+    icgan = folder / "icgan_biggan_imagenet_res128"
+    icgan.mkdir(parents=True)
+    torch.save({"audnet.fc.bias": torch.zeros(2048)}, folder / "sound2scene.pth")
+    config = {
+        "resolution": 128,
+        "G_ch": 4,
+        "dim_z": 120,
+        "shared_dim_feat": 32,
+        "hier": True,
+        "G_attn": "64",
+        "instance_cond": True,
+        "class_cond": False,
+        "G_shared_feat": True,
+        "G_param": "SN",
+        "G_activation": torch.nn.ReLU(),
+        "D_activation": torch.nn.ReLU(),
+        **config_extra,
+    }
+    state = {
+        "itr": 1,
+        "epoch": 1,
+        "save_num": 0,
+        "save_best_num": 0,
+        "best_IS": np.float64(1.0) if best_is is None else best_is,
+        "best_FID": 10.0,
+        "es_epoch": 0,
+        "config": config,
+    }
+    torch.save(state, icgan / "state_dict_best0.pth")
+    torch.save({}, icgan / "G_ema_best0.pth")
+    return folder
+
+
+@pytest.mark.parametrize("where", ["config", "best_IS"])
+@pytest.mark.parametrize("payload", [Payload, SystemPayload], ids=["open", "os.system"])
+def test_an_icgan_state_file_with_a_foreign_class_is_refused_before_it_runs(where, payload, tmp_path):
+    from avbench.baselines.sound2scene.model import Sound2Scene
+
+    marker = tmp_path / "ran"
+    evil = payload(marker)
+    folder = _icgan_folder(
+        tmp_path / "ckpt", {"G_activation": evil} if where == "config" else {}, evil if where == "best_IS" else None
+    )
+    state_file = folder / "icgan_biggan_imagenet_res128" / "state_dict_best0.pth"
+    with pytest.raises(CheckpointError, match="refused") as caught:
+        Sound2Scene.from_checkpoint(folder)
+    assert state_file.name in str(caught.value)
+    assert not marker.exists()
+    # the allow-list was scoped to that one load: a plain torch.load still refuses even the official classes
+    with pytest.raises(pickle.UnpicklingError):
+        torch.load(
+            _icgan_folder(tmp_path / "clean", {}) / "icgan_biggan_imagenet_res128" / "state_dict_best0.pth",
+            weights_only=True,
+        )
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("G_ch", 100_000_000), ("dim_z", 1e8), ("shared_dim_feat", "100000000"), ("G_ch", -4), ("resolution", 2**40)],
+)
+def test_icgan_config_sizes_are_refused_before_anything_is_built(field, value, tmp_path, monkeypatch):
+    from avbench.baselines.common import biggan
+    from avbench.baselines.sound2scene import model as s2s
+
+    def never(*args, **kwargs):
+        raise AssertionError("a network was built from an unchecked config")
+
+    monkeypatch.setattr(biggan.BigGANGenerator, "__init__", never)
+    monkeypatch.setattr(s2s.Sound2SceneNet, "__init__", never)
+    folder = _icgan_folder(tmp_path / "ckpt", {field: value})
+    with pytest.raises(CheckpointError, match=f"'{field}'"):
+        s2s.Sound2Scene.from_checkpoint(folder)
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("audio.widths", [64, 128, 256, 100_000_000]),
+        ("audio.out_dim", 1e8),
+        ("generator.ch", 10**9),
+        ("spectrogram.clip_samples", 10**12),
+    ],
+)
+def test_a_safetensors_metadata_config_cannot_ask_for_a_huge_network(field, value, tmp_path, monkeypatch):
+    from safetensors.torch import save_file
+
+    from avbench.baselines.common.checkpoint_io import CONFIG_KEY, MODEL_KEY, config_to_json
+    from avbench.baselines.sound2scene import model as s2s
+
+    monkeypatch.setattr(s2s.Sound2SceneNet, "__init__", lambda *a, **k: (_ for _ in ()).throw(AssertionError("built")))
+    config = json.loads(config_to_json(s2s.PAPER))
+    section, name = field.split(".")
+    config[section][name] = value
+    path = tmp_path / "model.safetensors"
+    save_file(
+        {"generator.linear.weight": torch.zeros(1)},
+        str(path),
+        metadata={MODEL_KEY: "sound2scene", CONFIG_KEY: json.dumps(config)},
+    )
+    with pytest.raises(CheckpointError, match=f"'{field}'.*outside"):
+        s2s.Sound2Scene.from_checkpoint(path)
+
+
+@pytest.mark.parametrize(
+    "path, value",
+    [
+        (("separator", "NC (CustomUNet default, separator.py:122)"), 10**8),
+        (("mlp (custom.py:140-147)", "hidden"), {"full": 2048, "tiny": 1e8}),
+    ],
+)
+def test_a_conformance_architecture_config_cannot_ask_for_a_huge_network(path, value, tmp_path, monkeypatch):
+    from avbench.baselines.macs import paper
+    from avbench.baselines.macs.model import MACS
+
+    monkeypatch.setattr(paper, "PaperMACS", lambda *a, **k: (_ for _ in ()).throw(AssertionError("built")))
+    fixture = Path(__file__).parents[1] / "fixtures" / "conformance" / "macs"
+    architecture = json.loads((fixture / "config.json").read_text())
+    architecture[path[0]][path[1]] = value
+    with pytest.raises(CheckpointError, match="outside the supported range"):
+        MACS.from_checkpoint(fixture, architecture=architecture)
+
+
+def test_an_avgas_metadata_bomb_is_refused_before_any_allocation(tmp_path):
+    """A 2.5 MB file whose config asks for hidden = 1e8 (51 GB of weights): refused; loading it raises the peak RSS
+    by less than 500 MB over the imports' (`import torch` alone peaks near 510 MB here)."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from avbench.baselines.avgas.model import SYNTH_WEIGHTS
+
+    with safe_open(str(SYNTH_WEIGHTS), "pt") as handle:
+        metadata = handle.metadata()
+    config = json.loads(metadata["avbench.config"])
+    config["separator"]["hidden"] = 100_000_000
+    bomb = tmp_path / "bomb.safetensors"
+    save_file(load_file(str(SYNTH_WEIGHTS)), str(bomb), metadata={**metadata, "avbench.config": json.dumps(config)})
+    probe = (
+        "import resource\n"
+        "from avbench.baselines.avgas.model import AVGAS\n"
+        "from avbench.errors import CheckpointError\n"
+        "imported = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        f"try:\n    AVGAS.from_checkpoint({str(bomb)!r})\n"
+        "except CheckpointError as exc:\n    print('refused:', exc)\n"
+        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - imported) // 1024)\n"
+    )
+    answer = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=240)
+    refusal, growth_mb = answer.stdout.strip().splitlines()
+    assert "refused:" in refusal and "'separator.hidden' = 100000000" in refusal
+    assert int(growth_mb) < 500, answer.stdout

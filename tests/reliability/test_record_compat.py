@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 
+import parser_samples
 import pytest
 
-import parser_samples
+from avbench.defaults import SCHEMA_VERSION
 from avbench.errors import RecordError
-from avbench.record import SCHEMA_VERSION, dumps, from_dict, load_record
+from avbench.record import dumps, from_dict, load_record
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -34,7 +35,10 @@ def test_the_command_line_refuses_an_old_record_with_exit_2(fork_server, tmp_pat
     write_record(tmp_path / "old", {**parser_samples.record().to_dict(), "schema_version": 0})
     (result,) = fork_server.run({"args": ["show", str(tmp_path / "old")], "log": tmp_path / "show.log"})
     assert result.exit == 2
-    assert f"record schema version 0 cannot be read by this avbench, which reads schema version {SCHEMA_VERSION}" in " ".join(result.log.split())
+    assert (
+        f"record schema version 0 cannot be read by this avbench, which reads schema version {SCHEMA_VERSION}"
+        in " ".join(result.log.split())
+    )
     assert "Traceback" not in result.log
 
 

@@ -25,8 +25,8 @@ import numpy as np
 import torch
 
 from avbench.backbones.base import BackboneSpec
-from avbench.data.suite import load_suite
 from avbench.models.sanity import OracleModel
+from avbench.suites.spec import load_suite
 
 EMBED = 48
 TOY_BACKBONE = BackboneSpec(
@@ -69,7 +69,12 @@ def arm(events_file: Path, kill_on: list | None = None, rendezvous: list | None 
 
     With `rendezvous` = [folder, n], the first model call waits for n processes to reach theirs.
     """
-    _events.update(fd=os.open(events_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND), counts={}, kill_on=kill_on, rendezvous=rendezvous)
+    _events.update(
+        fd=os.open(events_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND),
+        counts={},
+        kill_on=kill_on,
+        rendezvous=rendezvous,
+    )
     real_replace = os.replace
 
     def replace(src, dst, **kwargs):
@@ -99,7 +104,10 @@ class ToyClip:
         return {"embedding": pooled.flatten(1)}
 
     def encode_text(self, prompts: list[str]) -> np.ndarray:
-        rows = [np.random.default_rng(int(hashlib.sha256(p.encode()).hexdigest()[:12], 16)).standard_normal(EMBED) for p in prompts]
+        rows = [
+            np.random.default_rng(int(hashlib.sha256(p.encode()).hexdigest()[:12], 16)).standard_normal(EMBED)
+            for p in prompts
+        ]
         return np.stack(rows)
 
 
@@ -134,9 +142,17 @@ def write_toy_suite(folder: Path) -> Path:
     """synth-mixed2's spec, scored by retrieval metrics on `toy-clip`; its manifest is the shipped one."""
     base = load_suite("synth-mixed2")
     spec = {
-        "name": "toy-mixed2", "version": base.version, "protocol": base.protocol, "tasks": list(base.tasks),
-        "sample_rate": base.sample_rate, "clip_seconds": base.clip_seconds, "classes": list(base.classes),
-        "manifest": base.manifest, "manifest_sha256": base.manifest_sha256, "data": base.data, "dataset": base.dataset,
+        "name": "toy-mixed2",
+        "version": base.version,
+        "protocol": base.protocol,
+        "tasks": list(base.tasks),
+        "sample_rate": base.sample_rate,
+        "clip_seconds": base.clip_seconds,
+        "classes": list(base.classes),
+        "manifest": base.manifest,
+        "manifest_sha256": base.manifest_sha256,
+        "data": base.data,
+        "dataset": base.dataset,
         "metrics": [
             {"metric": "clip-retrieval", "task": "generate", "options": SUITE_OPTIONS},
             {"metric": "clip-per-source", "task": "generate_per_source", "options": SUITE_OPTIONS},

@@ -1,1 +1,0 @@
-"""Suites, manifests, audio and the stream of ready items."""

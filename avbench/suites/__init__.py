@@ -1,0 +1,1 @@
+"""Suites: versioned specs, their hashed manifests, and the builders that derive the manifests."""
