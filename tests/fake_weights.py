@@ -61,17 +61,9 @@ def write_clip_openai(path: Path, open_clip_name: str = "ViT-B-32-quickgelu", se
     return path
 
 
-def write_inception(path: Path, seed: int = 0) -> Path:
-    """torch-fidelity's InceptionV3 at random, made discriminating (BN statistics, fc x 0.02)."""
-    import torch_fidelity.feature_extractor_inceptionv3 as tf_inception
-
-    torch.manual_seed(seed)
-    cls = tf_inception.FeatureExtractorInceptionV3
-    with (
-        mock.patch.object(tf_inception, "load_state_dict_from_url", lambda *a, **k: None),
-        mock.patch.object(cls, "load_state_dict", lambda self, state: None),
-    ):
-        net = cls("inception-v3-compat", ["2048"])
+def calibrate_random_inception(net: torch.nn.Module) -> None:
+    """A random Inception maps every input to nearly one feature: fresh BatchNorm statistics and a small fc
+    (x 0.02, so softmax-based IS stays finite) make it discriminate. Draws from torch's global generator."""
     norms = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     for bn in norms:
         bn.reset_running_stats()
@@ -84,5 +76,19 @@ def write_inception(path: Path, seed: int = 0) -> Path:
         net.fc.bias.mul_(0.02)
     for bn in norms:
         bn.momentum = 0.1
+
+
+def write_inception(path: Path, seed: int = 0) -> Path:
+    """torch-fidelity's InceptionV3 at random, made discriminating (BN statistics, fc x 0.02)."""
+    import torch_fidelity.feature_extractor_inceptionv3 as tf_inception
+
+    torch.manual_seed(seed)
+    cls = tf_inception.FeatureExtractorInceptionV3
+    with (
+        mock.patch.object(tf_inception, "load_state_dict_from_url", lambda *a, **k: None),
+        mock.patch.object(cls, "load_state_dict", lambda self, state: None),
+    ):
+        net = cls("inception-v3-compat", ["2048"])
+    calibrate_random_inception(net)
     torch.save(net.state_dict(), path)
     return path

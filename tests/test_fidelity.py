@@ -19,6 +19,7 @@ import pytest
 import scipy.linalg
 import torch
 import typer
+from fake_weights import calibrate_random_inception
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -53,18 +54,7 @@ def random_inception_weights(path: Path) -> Path:
     ):
         torch.manual_seed(20240601)
         net = FeatureExtractorInceptionV3(BACKBONE, ["logits"], feature_extractor_weights_path=str(empty))
-        batchnorms = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-        for bn in batchnorms:
-            bn.reset_running_stats()
-            bn.momentum = None  # cumulative average over the calibration batches
-        net.train()
-        with torch.no_grad():
-            for _ in range(2):
-                net(torch.randint(0, 256, (4, 3, 64, 64), dtype=torch.uint8))
-            net.fc.weight.mul_(0.02)
-            net.fc.bias.mul_(0.02)
-    for bn in batchnorms:
-        bn.momentum = 0.1
+        calibrate_random_inception(net)
     torch.save(net.state_dict(), path)
     return path
 

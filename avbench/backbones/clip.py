@@ -148,11 +148,37 @@ def load_clip(spec: BackboneSpec, weights_path, device) -> ClipImageTextExtracto
         raise RegistryError(f"backbone {spec.name!r}: open_clip has no model config {model_name!r}")
     if weights_path is None or not Path(weights_path).is_file():
         raise WeightsError(f"backbone {spec.name!r}: weights file {weights_path!s} does not exist")
-    model, _, _ = open_clip.create_model_and_transforms(model_name, pretrained=str(weights_path))
+    scripted = _is_torchscript(Path(weights_path))
+    if scripted and not _matches_published_hash(spec, Path(weights_path)):
+        raise WeightsError(
+            f"backbone {spec.name!r}: {weights_path} is a TorchScript archive that is not the published file; "
+            "only OpenAI's own, verified by its sha256, is loaded as TorchScript: save a plain state dict instead"
+        )
+    # OpenAI distributes CLIP as TorchScript, which torch.load(weights_only=True) refuses; open_clip reads its
+    # state dict through torch.jit.load, which runs no Python, and only for the file whose published hash matched.
+    model, _, _ = open_clip.create_model_and_transforms(
+        model_name, pretrained=str(weights_path), weights_only=not scripted
+    )
     tokenizer = open_clip.get_tokenizer(model_name)
     if spec.name in _SQUARE_CROP_BACKBONES:
         return SquareCropClipExtractor(spec.name, model, tokenizer, torch.device(device), spec.preprocessing)
     return ClipImageTextExtractor(spec.name, model, tokenizer, torch.device(device))
+
+
+def _is_torchscript(path: Path) -> bool:
+    """A TorchScript archive is a zip holding compiled code (`<name>/code/...`), unlike a saved state dict."""
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any("/code/" in name for name in archive.namelist())
+
+
+def _matches_published_hash(spec: BackboneSpec, path: Path) -> bool:
+    from ..weights import entry, file_sha256
+
+    return spec.weights is not None and entry(spec.weights).matches(file_sha256(path))
 
 
 class _TorchmetricsClipModel(torch.nn.Module):
