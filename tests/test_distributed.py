@@ -53,7 +53,9 @@ def test_two_ranks_match_one_process(tmp_path):
         assert b.value == pytest.approx(a.value, rel=1e-6, abs=1e-9), a.name
     items_one = pd.read_csv(tmp_path / "one" / "items.csv").sort_values(["task", "item"]).reset_index(drop=True)
     items_two = pd.read_csv(tmp_path / "two" / "items.csv").sort_values(["task", "item"]).reset_index(drop=True)
-    pd.testing.assert_frame_equal(items_one, items_two, check_exact=True)
+    # Per-item scores agree to float rounding: CRS-prob's softmax sums in another order when the ranks split the
+    # batches differently (seen: 1.7e-9); every rank- and count-based score is equal exactly.
+    pd.testing.assert_frame_equal(items_one, items_two, check_exact=False, rtol=1e-7, atol=0)
     generated = sorted(p.name for p in (tmp_path / "two" / "outputs").rglob("*.done.json"))
     assert generated == sorted(p.name for p in (tmp_path / "one" / "outputs").rglob("*.done.json"))
     assert len(generated) == 48

@@ -145,7 +145,7 @@ class World:
         cols = math.ceil(math.sqrt(len(key)))
         rows = math.ceil(len(key) / cols)
         cell_h, cell_w = size / rows, size / cols
-        for cell, (index, seed) in zip(rng.permutation(rows * cols), key, strict=True):
+        for cell, (index, seed) in zip(rng.permutation(rows * cols), key, strict=False):  # more cells than objects
             row, col = divmod(int(cell), cols)
             half = min(cell_h, cell_w) / 2 * rng.uniform(0.75, 0.95)
             centre = (
