@@ -6,7 +6,7 @@ import pytest
 
 from avbench import builtins, registry
 from avbench.errors import SuiteError
-from avbench.suites.spec import builtin_suite_names, load_suite, read_suite_file
+from avbench.suites.spec import load_suite, read_suite_file
 
 
 def test_synthetic_suites_load_and_match_their_pinned_hash():
@@ -55,7 +55,7 @@ def test_bad_suite_specs_are_refused(tmp_path, change, message):
 
 
 def test_builtin_names_include_the_synthetic_suites():
-    assert {"synth-single", "synth-mixed2", "synth-sep"} <= set(builtin_suite_names())
+    assert {"synth-single", "synth-mixed2", "synth-sep"} <= set(registry.suites.names())
 
 
 @pytest.mark.parametrize("name", sorted(builtins.SUITES))

@@ -227,10 +227,11 @@ def list_suites(as_json: bool = typer.Option(False, "--json")) -> None:
     `confirmed` is the fraction of items whose ground truth human audio labels confirm
     (`avbench manifest audit`), from the committed audit table; empty where never audited.
     """
+    from ..registry import suites as suite_registry
     from ..suites.audit import confirmed_fraction
-    from ..suites.spec import builtin_suite_names, load_suite
+    from ..suites.spec import load_suite
 
-    suites = [load_suite(name) for name in builtin_suite_names()]
+    suites = [load_suite(name) for name in suite_registry.names()]
     rows = [{**suite.card(), "confirmed": confirmed_fraction(suite)} for suite in suites]
     _emit(rows, as_json, ("name", "version", "tasks", "items", "confirmed", "classes", "manifest_sha256", "dataset"))
 

@@ -174,10 +174,6 @@ def read_suite_resource(package: str, file_name: str) -> Suite:
         return read_suite_file(path)
 
 
-def builtin_suite_names() -> list[str]:
-    return registry.suites.builtin_names()
-
-
 def load_suite(name_or_path: str) -> Suite:
     """A registered suite by name, or a spec file by path (ending in .json), with every reference resolved."""
     if name_or_path.endswith(".json") and Path(name_or_path).is_file():
