@@ -97,9 +97,6 @@ class Registry(Generic[T]):
             self._scan()
             return sorted(self._targets)
 
-    def builtin_names(self) -> list[str]:
-        return sorted(self._builtin)
-
     def __contains__(self, name: object) -> bool:
         return name in self.names()
 

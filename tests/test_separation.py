@@ -66,7 +66,10 @@ def test_matches_mir_eval(count, sources, samples, permutation):
         if permutation:
             assert not np.array_equal(expected[3], np.arange(sources))
         np.testing.assert_array_equal(ours.permutation[m], expected[3])
-        np.testing.assert_allclose(_db(ours)[m], expected[:3], rtol=0, atol=TOLERANCE_DB)
+        want, got = np.asarray(expected[:3], dtype=np.float64), _db(ours)[m]
+        exact = np.isinf(want)  # an energy of exactly 0 (one source: no interference): mir_eval's +inf
+        np.testing.assert_allclose(got[~exact], want[~exact], rtol=0, atol=TOLERANCE_DB)
+        assert (got[exact] > 150).all()  # eps-bounded: large and finite
 
 
 @pytest.mark.timeout(120)
