@@ -71,7 +71,7 @@ def test_loader_goes_through_create_model_and_transforms_with_the_file(tiny, mon
 
     monkeypatch.setattr(open_clip, "create_model_and_transforms", spy)
     extractor = C.load_clip(SPEC, weights, "cpu")
-    assert calls == [((OPEN_CLIP_NAME,), {"pretrained": str(weights)})]
+    assert calls == [((OPEN_CLIP_NAME,), {"pretrained": str(weights), "weights_only": True})]
     loaded, saved = extractor.model.state_dict(), reference.state_dict()
     assert loaded.keys() == saved.keys()
     assert all(torch.equal(loaded[k], saved[k]) for k in saved)
@@ -167,6 +167,51 @@ def test_loader_errors(tiny, tmp_path):
     with pytest.raises(RegistryError, match="already maps"):
         C.register_open_clip_name(BACKBONE, "ViT-B-32")
     C.register_open_clip_name(BACKBONE, OPEN_CLIP_NAME)  # re-registering the same mapping is fine
+
+
+@pytest.fixture
+def scripted(tiny, tmp_path):
+    """The tiny model's weights in a TorchScript archive laid out as OpenAI publishes CLIP: the model's
+    tensors under their usual names plus the three scalar fields OpenAI keeps beside them."""
+    tensors = dict(tiny[1].state_dict())
+    tensors.update(input_resolution=torch.tensor(64), context_length=torch.tensor(32), vocab_size=torch.tensor(49408))
+    root = torch.nn.Module()
+    for key, value in tensors.items():
+        *parents, leaf = key.split(".")
+        module = root
+        for part in parents:
+            if not hasattr(module, part):
+                module.add_module(part, torch.nn.Module())
+            module = getattr(module, part)
+        module.register_buffer(leaf, value.clone())
+    path = tmp_path / "tiny-openai.pt"
+    torch.jit.script(root).save(str(path))
+    return path
+
+
+def test_a_torchscript_archive_loads_only_when_its_published_hash_matches(tiny, scripted):
+    from avbench import weights
+
+    assert C._is_torchscript(scripted) and not C._is_torchscript(tiny[3])
+    with pytest.raises(WeightsError, match="TorchScript archive that is not the published file"):
+        C.load_clip(SPEC, scripted, "cpu")  # no weights entry at all
+    name = "clip-test-tiny-openai"
+    pinned = BackboneSpec(name=BACKBONE, kind="clip", weights=name, preprocessing="", loader=catalog.CLIP_LOADER)
+    try:
+        weights.register_weights(weights.WeightsEntry(name=name, file_name=scripted.name, sha256="0" * 64))
+        with pytest.raises(WeightsError, match="not the published file"):
+            C.load_clip(pinned, scripted, "cpu")  # an entry whose hash differs
+        weights.register_weights(
+            weights.WeightsEntry(name=name, file_name=scripted.name, sha256=weights.file_sha256(scripted)),
+            replace=True,
+        )
+        with pytest.warns(UserWarning, match="TorchScript"):  # torch.load hands the archive to torch.jit.load
+            extractor = C.load_clip(pinned, scripted, "cpu")
+    finally:
+        weights.registry.weights.unregister(name)
+    loaded, saved = extractor.model.state_dict(), tiny[1].state_dict()
+    assert loaded.keys() == saved.keys()
+    assert all(torch.equal(loaded[k], saved[k]) for k in saved)
 
 
 def test_builtin_specs_name_quickgelu_configs_that_open_clip_knows():
