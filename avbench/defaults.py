@@ -34,6 +34,7 @@ BACKBONE_LAYERS = {
 KID_SUBSET_SIZE = 1000
 KID_SUBSETS = 100
 IS_SPLITS = 10
+FIDELITY_METRICS = ("fd", "kid", "is")  # what the fidelity metric reports when its spec lists nothing
 FIDELITY_SEED = 2020  # torch-fidelity's rng_seed default, for KID subsets and the IS shuffle
 
 # `avbench run` options: the CLI and `RunOptions` both read these.

@@ -21,7 +21,15 @@ import numpy as np
 import soxr
 
 from .cache import stable_hash
-from .defaults import BACKBONE_LAYERS, BOOTSTRAP_RESAMPLES, INTERVAL_CONFIDENCE, ITEM_COLUMNS, KID_SUBSET_SIZE
+from .defaults import (
+    BACKBONE_LAYERS,
+    BOOTSTRAP_RESAMPLES,
+    FIDELITY_METRICS,
+    INTERVAL_CONFIDENCE,
+    IS_SPLITS,
+    ITEM_COLUMNS,
+    KID_SUBSET_SIZE,
+)
 from .distributed import World
 from .errors import AvbenchError
 from .features import FeatureStore, ImageSet
@@ -42,8 +50,8 @@ SINGLE_PROCESS = World()  # the default world: no torchrun
 def check_metrics_can_run(suite: Suite, tasks: Sequence[str], n_items: int, allow_small_n: bool) -> None:
     """Refuse, before any generation, what would only fail once scoring starts.
 
-    Every backbone a metric's options name must have its weights file, and KID needs as
-    many items as its subset size (unless `allow_small_n`, which is recorded).
+    Every backbone a metric's options name must have its weights file; KID needs as many
+    items as its subset size and IS one per split (unless `allow_small_n`, which is recorded).
     """
     from . import weights
 
@@ -55,12 +63,16 @@ def check_metrics_can_run(suite: Suite, tasks: Sequence[str], n_items: int, allo
             backbone = backbone_registry.get(spec.options[option])
             if backbone.weights and not weights.location(backbone.weights).is_file():
                 weights.resolve(backbone.weights)  # raises the missing-file error with the import line
+        if allow_small_n or spec.metric != "fidelity":
+            continue
         subset = spec.options.get("kid_subset_size", KID_SUBSET_SIZE)
-        if "kid" in spec.options.get("metrics", ()) and n_items < subset and not allow_small_n:
-            raise AvbenchError(
-                f"suite {suite.name!r}: KID needs at least {subset} items (its subset size), the run has {n_items}; "
-                "evaluate more items or pass --allow-small-n (recorded in the record)"
-            )
+        splits = spec.options.get("is_splits", IS_SPLITS)
+        for sub, least, what in (("kid", subset, "its subset size"), ("is", splits, "one per split")):
+            if sub in spec.options.get("metrics", FIDELITY_METRICS) and n_items < least:
+                raise AvbenchError(
+                    f"suite {suite.name!r}: {sub.upper()} needs at least {least} items ({what}), the run has "
+                    f"{n_items}; evaluate more items or pass --allow-small-n (recorded in the record)"
+                )
 
 
 def reference_set(items: Sequence[ItemMedia], which: str, suite_name: str) -> ImageSet:

@@ -84,7 +84,8 @@ def validate_entry(entry: WeightsEntry) -> None:
         parts = Path(entry.package_file).parts
         if Path(entry.package_file).is_absolute() or ".." in parts or not parts:
             raise WeightsError(
-                f"{where}: package_file {entry.package_file!r} must be a relative path inside the package")
+                f"{where}: package_file {entry.package_file!r} must be a relative path inside the package"
+            )
         if entry.sha256 is None:
             raise WeightsError(f"{where}: a file shipped in the package must be pinned by its full sha256")
     if entry.url is not None and not entry.url.startswith("https://"):
@@ -204,10 +205,14 @@ def unverified_import(name: str) -> dict | None:
     try:
         facts = json.loads(note.read_text("utf-8"))
     except (OSError, ValueError) as exc:
-        raise WeightsError(f"weights {name!r}: the note of its unverified copy, {note}, is unreadable ({exc})") \
-            from None
-    if not isinstance(facts, dict) or facts.get("file_name") != item.file_name \
-            or not _HEX.match(str(facts.get("sha256"))):
+        raise WeightsError(
+            f"weights {name!r}: the note of its unverified copy, {note}, is unreadable ({exc})"
+        ) from None
+    if (
+        not isinstance(facts, dict)
+        or facts.get("file_name") != item.file_name
+        or not _HEX.match(str(facts.get("sha256")))
+    ):
         raise WeightsError(f"weights {name!r}: the note of its unverified copy, {note}, is malformed")
     return facts
 
@@ -244,11 +249,14 @@ def resolve(name: str) -> Path:
             copy = unverified_dir() / item.file_name
             if not copy.is_file():
                 raise WeightsError(
-                    f"weights {name!r}: its unverified copy {copy} is missing; run `{_unverified_line(item)}`")
+                    f"weights {name!r}: its unverified copy {copy} is missing; run `{_unverified_line(item)}`"
+                )
             actual = file_sha256(copy)
             if actual != facts["sha256"]:
-                raise WeightsError(f"weights {name!r}: unverified copy {copy} fails its hash check: expected sha256 "
-                                   f"{facts['sha256']} (noted at import), got {actual}")
+                raise WeightsError(
+                    f"weights {name!r}: unverified copy {copy} fails its hash check: expected sha256 "
+                    f"{facts['sha256']} (noted at import), got {actual}"
+                )
             return copy
     if not item.pinned:
         raise WeightsError(_unpinned_message(item))
@@ -261,7 +269,7 @@ def resolve(name: str) -> Path:
 
 
 def unverified_note(used: dict[str, dict]) -> str | None:
-    """"unverified weights: a, b" for a record's `weights` map (backbone -> {entry, sha256, verified}), or None."""
+    """ "unverified weights: a, b" for a record's `weights` map (backbone -> {entry, sha256, verified}), or None."""
     names = sorted({info.get("entry") or backbone for backbone, info in used.items() if not info.get("verified", True)})
     return f"unverified weights: {', '.join(names)}" if names else None
 
@@ -281,7 +289,8 @@ def _copy_hashing(source, destination_dir: Path, item: WeightsEntry, origin: str
         actual = digest.hexdigest()
         if not item.matches(actual):
             raise WeightsError(
-                f"weights {item.name!r}: {origin} fails its hash check: expected sha256 {item.expected}, got {actual}")
+                f"weights {item.name!r}: {origin} fails its hash check: expected sha256 {item.expected}, got {actual}"
+            )
         target = destination_dir / item.file_name
         os.replace(tmp, target)
         return target
@@ -340,8 +349,13 @@ def _import_unverified(source: Path, name: str) -> Path:
     with open(source, "rb") as handle:
         noted = WeightsEntry(name=item.name, file_name=item.file_name, sha256=sha)
         copy = _copy_hashing(handle, directory, noted, str(source))
-    facts = {"name": item.name, "file_name": item.file_name, "sha256": sha, "size": copy.stat().st_size,
-             "origin": str(source.resolve())}
+    facts = {
+        "name": item.name,
+        "file_name": item.file_name,
+        "sha256": sha,
+        "size": copy.stat().st_size,
+        "origin": str(source.resolve()),
+    }
     fd, tmp = tempfile.mkstemp(prefix=f".{item.name}.", suffix=".tmp", dir=directory)
     with os.fdopen(fd, "w", encoding="utf-8") as out:
         json.dump(facts, out, indent=2, sort_keys=True)
@@ -371,8 +385,11 @@ def status(name: str, *, rehash: bool = False) -> dict:
         path = unverified_dir() / item.file_name
         row["path"] = str(path)
     if not path.is_file():
-        row["message"] = _missing_message(item, path) if facts is None else (
-            f"weights {name!r}: its unverified copy {path} is missing; run `{_unverified_line(item)}`")
+        row["message"] = (
+            _missing_message(item, path)
+            if facts is None
+            else (f"weights {name!r}: its unverified copy {path} is missing; run `{_unverified_line(item)}`")
+        )
         return row
     if rehash:
         with _LOCK:

@@ -151,9 +151,16 @@ def instrument(model_name: str, timers: Timers) -> None:
         patch(owner, name, lambda f: timers.wrap("decoding", f))
     patch(scoring, "compute_metric", lambda f: timers.wrap("scoring", f))
     patch(scoring, "bootstrap_ci", lambda f: timers.wrap("bootstrap", f))
-    for owner, name in ((outputs.OutputWriter, "submit"), (outputs.OutputWriter, "wait"),
-                        (outputs.OutputWriter, "shutdown"), (ArrayCache, "put"), (ScoreCache, "put"),
-                        (runner, "atomic_write_text"), (runner, "dumps"), (runner, "items_csv")):
+    for owner, name in (
+        (outputs.OutputWriter, "submit"),
+        (outputs.OutputWriter, "wait"),
+        (outputs.OutputWriter, "shutdown"),
+        (ArrayCache, "put"),
+        (ScoreCache, "put"),
+        (runner, "atomic_write_text"),
+        (runner, "dumps"),
+        (runner, "items_csv"),
+    ):
         patch(owner, name, lambda f: timers.wrap("writing", f))
 
 
@@ -184,16 +191,29 @@ def child(argv: list[str]) -> None:
     timers = Timers()
     instrument(name, timers)
     timers._charge()
-    record = avbench.evaluate(name, args.suite, out=args.out, cache_dir=args.cache_dir, batch_size=args.batch_size,
-                              allow_small_n=True)
+    record = avbench.evaluate(
+        name, args.suite, out=args.out, cache_dir=args.cache_dir, batch_size=args.batch_size, allow_small_n=True
+    )
     end = time.perf_counter()
     timers._charge()
     if profile:
         profile.disable()
         profile.dump_stats(args.profile_to)
-    emit({"wall": end - STARTED, "imports": imported - STARTED, "after_imports": end - imported,
-          "seconds": timers.seconds, "cpu": timers.cpu, "calls": timers.calls, "timings": record.timings,
-          "record_calls": record.calls, "n": record.n.effective, "model": name, "warnings": record.warnings})
+    emit(
+        {
+            "wall": end - STARTED,
+            "imports": imported - STARTED,
+            "after_imports": end - imported,
+            "seconds": timers.seconds,
+            "cpu": timers.cpu,
+            "calls": timers.calls,
+            "timings": record.timings,
+            "record_calls": record.calls,
+            "n": record.n.effective,
+            "model": name,
+            "warnings": record.warnings,
+        }
+    )
 
 
 def resolve_model(requested: str, fallback: str) -> str:
@@ -202,8 +222,11 @@ def resolve_model(requested: str, fallback: str) -> str:
 
     if ":" in requested or requested in models.names():
         return requested
-    print(f"NOTE: model {requested!r} is not registered (`avbench list models` shows {', '.join(models.names())}); "
-          f"falling back to {fallback!r}. Pass --model NAME or --model module:Class to choose another.", flush=True)
+    print(
+        f"NOTE: model {requested!r} is not registered (`avbench list models` shows {', '.join(models.names())}); "
+        f"falling back to {fallback!r}. Pass --model NAME or --model module:Class to choose another.",
+        flush=True,
+    )
     return fallback
 
 
@@ -286,8 +309,18 @@ def main() -> None:
     with avbench_home() as home, tempfile.TemporaryDirectory(prefix="avbench-bench-e2e-") as scratch:
         install_weights(Path(scratch))
         suite = write_suite(Path(scratch), args.items)
-        common = ["--model", model, "--suite", str(suite), "--out", str(home / "run"),
-                  "--cache-dir", str(home / "cache"), "--batch-size", str(args.batch_size)]
+        common = [
+            "--model",
+            model,
+            "--suite",
+            str(suite),
+            "--out",
+            str(home / "run"),
+            "--cache-dir",
+            str(home / "cache"),
+            "--batch-size",
+            str(args.batch_size),
+        ]
         profile_file = Path(scratch) / "cold.prof"
         cold = run_child(__file__, common + (["--profile-to", str(profile_file)] if args.profile else []))
         print(describe("cold", cold), flush=True)
@@ -297,11 +330,15 @@ def main() -> None:
         seconds, after = cold.report["seconds"], cold.report["after_imports"]
         share = 1 - sum(seconds[k] for k in FORWARD) / after
         profiled = " (profiled: cold timings inflated)" if args.profile else ""
-        print(f"\n{cold.report['model']} on {args.items} items (synth-mixed2 on clip-vit-b32-openai and "
-              f"{FIDELITY_BACKBONE}), batch size {args.batch_size}{profiled}")
+        print(
+            f"\n{cold.report['model']} on {args.items} items (synth-mixed2 on clip-vit-b32-openai and "
+            f"{FIDELITY_BACKBONE}), batch size {args.batch_size}{profiled}"
+        )
         print(f"record warnings: {cold.report['warnings']}")
-        print(f"cold: outside-forward share {100 * share:.1f} % of the wall after imports "
-              f"({after:.1f} s; imports {cold.report['imports']:.1f} s more); warm wall {warm.wall:.2f} s")
+        print(
+            f"cold: outside-forward share {100 * share:.1f} % of the wall after imports "
+            f"({after:.1f} s; imports {cold.report['imports']:.1f} s more); warm wall {warm.wall:.2f} s"
+        )
         print(f"target: outside-forward share <= 15 %: {'met' if share <= 0.15 else 'NOT met'}")
         print(machine_note())
         if args.profile:

@@ -36,9 +36,11 @@ def test_an_empty_machine_lists_every_suite_and_each_fix(home):
     assert "missing: inception-v3-compat, clip-vit-b32-openai, wav2clip" in table["llp-multi"]
     assert "2 present" in table["synth-single"] and table["synth-single"].split()[-1] == "yes"
     assert table["llp-multi"].split()[-1] == "no"
-    for fix in ("avbench weights import ViT-B-32.pt --name clip-vit-b32-openai\n",
-                "avbench weights import Wav2CLIP.pt --name wav2clip --unverified\n",
-                "avbench data prepare llp-multi --videos VIDEOS --data-root DATA_ROOT\n"):
+    for fix in (
+        "avbench weights import ViT-B-32.pt --name clip-vit-b32-openai\n",
+        "avbench weights import Wav2CLIP.pt --name wav2clip --unverified\n",
+        "avbench data prepare llp-multi --videos VIDEOS --data-root DATA_ROOT\n",
+    ):
         assert result.output.count(fix) == 1, fix  # each gap's command once, however many suites share it
     assert len(result.output.splitlines()) <= 40  # one screen
     assert check("--suite", "synth-single").exit_code == 0

@@ -333,8 +333,12 @@ def test_inception_score_closed_form_and_small_n():
     score = F.isc_from_logits(logits, splits=1)
     assert score.value == pytest.approx(closed, rel=1e-9) and score.value == pytest.approx(k, rel=1e-6)
     assert F.isc_from_logits(np.zeros((n, k)), splits=10).value == pytest.approx(1.0)
-    with pytest.raises(AvbenchError, match="at least 10 images"):
+    with pytest.raises(AvbenchError, match="at least 10 images.*allow_small_n"):
         F.isc_from_logits(logits[:9])
+    small = F.isc_from_logits(logits[:9], allow_small_n=True)  # one image per split: p(y) = p(y|x), so IS = 1
+    assert small.value == pytest.approx(1.0, abs=1e-6) and small.spread == pytest.approx(0.0, abs=1e-6)
+    assert small.details["splits"] == 9 and small.details["small_n"] and "not comparable" in small.details["note"]
+    assert not F.isc_from_logits(logits, splits=10, allow_small_n=True).details["small_n"]
     with pytest.raises(AvbenchError, match="NaN"):
         F.fid_from_features(np.full((4, 2), np.nan), np.ones((4, 2)))
 

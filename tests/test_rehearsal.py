@@ -1,8 +1,8 @@
 """Dress rehearsal: every real suite, end to end, through the commands a user types.
 
 For each non-synthetic suite in the registry (new ones are covered without editing this file):
-  data     videos made with ffmpeg for the clips of the suite's first few items (3, or 10 where IS needs one
-           image per split), turned into one shared data root by `avbench data prepare`;
+  data     videos made with ffmpeg for the clips of the suite's first 3 items, turned into one shared data
+           root by `avbench data prepare` (IS then runs one image per split, under --allow-small-n);
   weights  every backbone the suite's metrics name, at its real architecture and in its publisher's file
            layout with random weights, imported with `avbench weights import ... --unverified`;
   run      `avbench run` of oracle and random (and mixture on separation suites) with --allow-missing;
@@ -32,7 +32,7 @@ from typer.testing import CliRunner
 
 from avbench import registry
 from avbench.cli import app
-from avbench.defaults import IS_SPLITS
+from avbench.defaults import FIDELITY_METRICS
 from avbench.errors import SuiteError
 from avbench.items.files import FileSource
 from avbench.readiness import needed_weights
@@ -43,19 +43,9 @@ pytestmark = pytest.mark.skipif(
     shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None,
     reason="ffmpeg/ffprobe not installed (apt-get install ffmpeg; .ci/run installs it)",
 )
-ITEMS = 3  # items per suite given videos (more where a metric needs more, see items_needed)
-FIDELITY_DEFAULT = ("fd", "kid", "is")  # what the fidelity metric reports when its spec lists nothing
+ITEMS = 3  # items per suite given videos
 VIDEO_SECONDS = 10.0  # as long as the longest clip any real suite reads
 REAL_SUITES = [name for name in registry.suites.names() if registry.suites.get(name).data != "synth"]
-
-
-def items_needed(suite: Suite) -> int:
-    """ITEMS, or more where a metric needs more to be defined (IS: one image per split at least)."""
-    need = ITEMS
-    for spec in suite.metrics:
-        if spec.metric == "fidelity" and "is" in spec.options.get("metrics", FIDELITY_DEFAULT):
-            need = max(need, int(spec.options.get("is_splits", IS_SPLITS)))
-    return need
 
 
 def suite_models(suite: Suite) -> list[str]:
@@ -105,12 +95,16 @@ def stage(tmp_path_factory):
     needed = list(dict.fromkeys(w for suite in suites.values() for w in needed_weights(suite)))
     for name in needed:
         cli("weights", "import", str(write_weights(name, files)), "--name", name, "--unverified", home=home)
-    firsts = [item for suite in suites.values() for item in suite.items[:items_needed(suite)]]
+    firsts = [item for suite in suites.values() for item in suite.items[:ITEMS]]
     clips = list(dict.fromkeys(source.clip for item in firsts for source in item.sources))
     palette = ["red", "green", "blue", "yellow", "magenta", "orange", "purple", "cyan"]  # no blank white or black
     with ThreadPoolExecutor(2) as pool:
-        list(pool.map(lambda k: make_video(videos / f"{clips[k]}.mp4", 220 + 37 * k, palette[k % len(palette)]),
-                      range(len(clips))))
+        list(
+            pool.map(
+                lambda k: make_video(videos / f"{clips[k]}.mp4", 220 + 37 * k, palette[k % len(palette)]),
+                range(len(clips)),
+            )
+        )
     for name in REAL_SUITES:
         cli("data", "prepare", name, "--videos", str(videos), "--data-root", str(root), "--jobs", "2", home=home)
     return home, root, needed
@@ -138,9 +132,12 @@ def check_record(suite: Suite, record: Record, effective: int, unverified: list[
         metric = registry.metrics.get(spec.metric)
         where = f"suite {suite.name!r}: metric {spec.metric!r} ({spec.task}, options {json.dumps(spec.options)})"
         backbones = {spec.options[o] for o in metric.backbone_options & set(spec.options)}
-        entries = [e for e in record.metrics if e.metric == spec.metric and e.task == spec.task
-                   and (not backbones or e.backbone in backbones)]
-        if len(entries) < (len(spec.options.get("metrics", FIDELITY_DEFAULT)) if spec.metric == "fidelity" else 1):
+        entries = [
+            e
+            for e in record.metrics
+            if e.metric == spec.metric and e.task == spec.task and (not backbones or e.backbone in backbones)
+        ]
+        if len(entries) < (len(spec.options.get("metrics", FIDELITY_METRICS)) if spec.metric == "fidelity" else 1):
             problems.append(f"{where}: {len(entries)} value(s) in the record of {record.model.name}")
         for backbone in sorted(backbones - {e.backbone for e in entries}):
             problems.append(f"{where}: nothing reported on backbone {backbone!r}")
@@ -163,14 +160,28 @@ def rehearse(suite_ref: str, home: Path, root: Path, out: Path) -> dict[str, Rec
     except SuiteError as exc:
         raise AssertionError(f"rehearsal of {suite_ref}: {exc}") from None
     effective = present_items(suite, root)
-    assert effective >= items_needed(suite), f"suite {suite.name!r}: only {effective} items prepared"
+    assert effective >= ITEMS, f"suite {suite.name!r}: only {effective} items prepared"
     unverified = [w for w in needed_weights(suite) if w]
     records = {}
     for model in suite_models(suite):
         run_dir = out / f"{model}_{suite.name}"
         try:
-            cli("run", "--model", model, "--suite", suite_ref, "--data-root", str(root), "--out", str(run_dir),
-                "--allow-missing", "--allow-small-n", "--batch-size", "8", home=home)
+            cli(
+                "run",
+                "--model",
+                model,
+                "--suite",
+                suite_ref,
+                "--data-root",
+                str(root),
+                "--out",
+                str(run_dir),
+                "--allow-missing",
+                "--allow-small-n",
+                "--batch-size",
+                "8",
+                home=home,
+            )
         except Exception as exc:  # noqa: BLE001 - any failure of the run is the suite's, named with it
             raise AssertionError(f"suite {suite.name!r}: {model}: {type(exc).__name__}: {exc}") from exc
         records[model] = load_record(run_dir / "record.json")

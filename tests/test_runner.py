@@ -8,6 +8,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -132,8 +133,6 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
     assert not list(outputs.glob("*.tmp")) and not list(outputs.glob(".*"))
 
 
-
-
 GOOD_LINE = (
     '{"id":"a","seed":1,"labels":["dog barking","siren wailing"],"sources":['
     '{"clip":"a1","label":"dog barking","path":"audio/a1.wav"},'
@@ -232,6 +231,20 @@ def test_failures_known_before_generation_happen_before_it(case, suite, options,
         avbench.evaluate(CountingOracle(), suite, out=tmp_path / "run", cache_dir=tmp_path / "cache", **options)
     assert CountingOracle.calls == 0
     assert not (tmp_path / "run" / "record.json").exists()
+
+
+@pytest.mark.parametrize("sub, least", [("kid", 100), ("is", 10)])
+def test_small_n_is_refused_before_generation_unless_allowed(sub, least):
+    from avbench.scoring import check_metrics_can_run
+    from avbench.suites.spec import MetricSpec
+
+    spec = MetricSpec("fidelity", "generate", {"backbone": "clip-synth", "metrics": [sub], "kid_subset_size": 100})
+    suite = SimpleNamespace(name="tiny", metrics=[spec])
+    with pytest.raises(AvbenchError, match=f"suite 'tiny': {sub.upper()} needs at least {least} items"):
+        check_metrics_can_run(suite, ["generate"], least - 1, allow_small_n=False)
+    check_metrics_can_run(suite, ["generate"], least - 1, allow_small_n=True)
+    check_metrics_can_run(suite, ["generate"], least, allow_small_n=False)
+    check_metrics_can_run(suite, ["per_source"], 1, allow_small_n=False)  # a task the run does not do
 
 
 def test_a_suite_task_the_model_lacks_is_noted_before_generation(tmp_path, caplog):

@@ -52,15 +52,18 @@ def test_a_verified_import_replaces_the_unverified_copy(home, tmp_path):
     published, tuned = tmp_path / "published.pt", tmp_path / "tuned.pt"
     published_sha = save(wav2clip_state(4), published)
     tuned_sha = save(wav2clip_state(5), tuned)
-    weights.register_weights(weights.WeightsEntry(name="w2c-pinned", file_name="w2c.pt", sha256=published_sha,
-                                                  layout=W2C_LAYOUT))
+    weights.register_weights(
+        weights.WeightsEntry(name="w2c-pinned", file_name="w2c.pt", sha256=published_sha, layout=W2C_LAYOUT)
+    )
     try:
         with pytest.raises(WeightsError, match="fails its hash check"):
             weights.import_file(tuned, "w2c-pinned")
         weights.import_file(tuned, "w2c-pinned", unverified=True)
         assert weights.identity("w2c-pinned") == (tuned_sha, False)
-        assert weights.unverified_note({"wav2clip": {"sha256": tuned_sha, "verified": False, "entry": "w2c-pinned"}}) \
+        assert (
+            weights.unverified_note({"wav2clip": {"sha256": tuned_sha, "verified": False, "entry": "w2c-pinned"}})
             == "unverified weights: w2c-pinned"
+        )
         target = weights.import_file(published, "w2c-pinned")
         assert target == weights.weights_dir() / "w2c.pt"
         assert weights.identity("w2c-pinned") == (published_sha, True)
@@ -81,8 +84,9 @@ def test_the_vggsound_inception_is_read_only_in_torch_fidelitys_layout(home, tmp
     torch.save(state, tmp_path / "vgg309.pth")
     with pytest.raises(WeightsError, match="does not fit torch-fidelity's InceptionV3"):
         weights.import_file(tmp_path / "vgg309.pth", "inception-v3-vggsound", unverified=True)
-    result = CliRunner().invoke(app, ["weights", "import", str(good), "--name", "inception-v3-vggsound",
-                                      "--unverified"])
+    result = CliRunner().invoke(
+        app, ["weights", "import", str(good), "--name", "inception-v3-vggsound", "--unverified"]
+    )
     assert result.exit_code == 0, result.output
     assert "unverified" in result.output
     listing = CliRunner().invoke(app, ["weights", "list"])

@@ -58,8 +58,18 @@ class Wav2ClipTower(nn.Module):
 
     def features(self, audio: torch.Tensor) -> torch.Tensor:
         """float32 [B, T] -> standardised log power spectrogram [B, 1, 257, frames], each clip on its own."""
-        spec = torch.stft(audio, N_FFT, hop_length=HOP, win_length=N_FFT, window=self.encoder.window, center=True,
-                          pad_mode="reflect", normalized=False, onesided=True, return_complex=True)
+        spec = torch.stft(
+            audio,
+            N_FFT,
+            hop_length=HOP,
+            win_length=N_FFT,
+            window=self.encoder.window,
+            center=True,
+            pad_mode="reflect",
+            normalized=False,
+            onesided=True,
+            return_complex=True,
+        )
         x = torch.log(spec.abs().pow(2) + LOG_EPS)
         mean = x.mean(dim=(1, 2), keepdim=True)
         std = x.std(dim=(1, 2), keepdim=True)
@@ -72,9 +82,13 @@ class Wav2ClipTower(nn.Module):
 def official_layout() -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
     """Every key the package reads from `Wav2CLIP.pt`, with its shape and dtype."""
     tower = Wav2ClipTower()
-    state = {**{ENCODER_PREFIX + ("spectrogram.window" if k == "window" else k): v
-                for k, v in tower.encoder.state_dict().items()},
-             **{TRANSFORM_PREFIX + "sequential." + k: v for k, v in tower.transform.state_dict().items()}}
+    state = {
+        **{
+            ENCODER_PREFIX + ("spectrogram.window" if k == "window" else k): v
+            for k, v in tower.encoder.state_dict().items()
+        },
+        **{TRANSFORM_PREFIX + "sequential." + k: v for k, v in tower.transform.state_dict().items()},
+    }
     return {k: (tuple(v.shape), v.dtype) for k, v in state.items()}
 
 
@@ -85,8 +99,10 @@ def check_layout(state: dict, where: str) -> None:
     missing = sorted(set(layout) - set(ours))
     unexpected = sorted(set(ours) - set(layout))
     if missing or unexpected:
-        raise WeightsError(f"{where} is not in Wav2CLIP's layout: missing {missing[:4]}, unexpected {unexpected[:4]} "
-                           f"({len(missing)} missing, {len(unexpected)} unexpected)")
+        raise WeightsError(
+            f"{where} is not in Wav2CLIP's layout: missing {missing[:4]}, unexpected {unexpected[:4]} "
+            f"({len(missing)} missing, {len(unexpected)} unexpected)"
+        )
     for key, (shape, dtype) in layout.items():
         value = ours[key]
         if not isinstance(value, torch.Tensor) or tuple(value.shape) != shape:
@@ -111,10 +127,13 @@ def read_state(path: Path, where: str) -> dict:
 def load_tower(state: dict) -> Wav2ClipTower:
     """A tower with the checkpoint's weights (layout already checked)."""
     tower = Wav2ClipTower()
-    encoder = {("window" if k == "spectrogram.window" else k): v
-               for k, v in ((k[len(ENCODER_PREFIX):], v) for k, v in state.items() if k.startswith(ENCODER_PREFIX))}
-    transform = {k[len(TRANSFORM_PREFIX) + len("sequential."):]: v
-                 for k, v in state.items() if k.startswith(TRANSFORM_PREFIX)}
+    encoder = {
+        ("window" if k == "spectrogram.window" else k): v
+        for k, v in ((k[len(ENCODER_PREFIX) :], v) for k, v in state.items() if k.startswith(ENCODER_PREFIX))
+    }
+    transform = {
+        k[len(TRANSFORM_PREFIX) + len("sequential.") :]: v for k, v in state.items() if k.startswith(TRANSFORM_PREFIX)
+    }
     tower.encoder.load_state_dict(encoder, strict=True)
     tower.transform.load_state_dict(transform, strict=True)
     return tower.eval()

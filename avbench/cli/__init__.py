@@ -71,7 +71,9 @@ def run(
     limit: Optional[int] = typer.Option(None, min=1, help="Evaluate only the first N items."),
     seed: int = typer.Option(defaults.SEED, min=0, help="Run seed (>= 0); every item's seed derives from it."),
     allow_missing: bool = typer.Option(False, help="Evaluate only the items whose data is present."),
-    allow_small_n: bool = typer.Option(False, help="Allow KID with fewer items than its subset size (recorded)."),
+    allow_small_n: bool = typer.Option(
+        False, help="Allow KID and IS on fewer items than a subset or one per split (recorded)."
+    ),
     on_error: str = typer.Option(
         defaults.ON_ERROR, help=f"{' or '.join(defaults.ON_ERROR_CHOICES)} when an item fails."
     ),

@@ -46,8 +46,11 @@ def check(
     cells = [(ref, _data_cell(row), _weights_cell(row), "yes" if row.ready else "no") for ref, row in rows.items()]
     widths = [max(len(c[k]) for c in [("suite", "data", "weights", "ready"), *cells]) for k in range(4)]
     console = Console(width=max(100, sum(widths) + 8), highlight=False)  # one line per suite, never wrapped
-    console.print(f"data root: {escape(str(data_root) if data_root else '(none: pass --data-root)')} · "
-                  f"weights home: {escape(str(weights.weights_dir()))}", soft_wrap=True)
+    console.print(
+        f"data root: {escape(str(data_root) if data_root else '(none: pass --data-root)')} · "
+        f"weights home: {escape(str(weights.weights_dir()))}",
+        soft_wrap=True,
+    )
     table = Table("suite", "data", "weights", "ready", box=None, pad_edge=False)
     for cell in cells:
         table.add_row(*map(escape, cell), style=None if cell[3] == "yes" else "red")

@@ -54,8 +54,10 @@ def load_backbone(name: str, weights_file: Optional[Path], device) -> tuple[obje
     except AvbenchError:
         raise
     except Exception as exc:  # noqa: BLE001 - the loader is the backbone's own code; any failure is this file's
-        raise WeightsError(f"{path} cannot be loaded as {name} weights: {type(exc).__name__}: {str(exc) or 'no detail'}"
-                           " (empty, truncated or another model's file?)") from None
+        raise WeightsError(
+            f"{path} cannot be loaded as {name} weights: {type(exc).__name__}: {str(exc) or 'no detail'}"
+            " (empty, truncated or another model's file?)"
+        ) from None
     extractor.weights_sha256 = sha
     info = {
         "preprocessing": spec.preprocessing,
@@ -120,8 +122,9 @@ def score_folders(
     if any("fd" in plugins.get("fidelity", ()) for plugins in plan.values()):
         for which, folder in (("generated", generated), ("reference", reference)):
             if len(inputs.files[which]) < 2:
-                raise AvbenchError(f"a Fréchet distance needs at least 2 images per folder; {folder} has "
-                                   f"{len(inputs.files[which])}")
+                raise AvbenchError(
+                    f"a Fréchet distance needs at least 2 images per folder; {folder} has {len(inputs.files[which])}"
+                )
     values = []
     for name, plugins in plan.items():
         for plugin, subs in plugins.items():
@@ -181,9 +184,22 @@ def fidelity(
     """Score a folder of generated images against a folder of reference images (FID, KID, IS, CLIP-FID, FD-DINOv2,
     precision / recall / density / coverage, CMMD)."""
     result = score_folders(
-        generated, reference, [m.strip() for m in metrics.split(",") if m.strip()], backbone, weights,
-        clip_backbone, clip_weights, batch_size, device, allow_small_n, kid_subset_size,
-        dinov2_backbone, dinov2_weights, cmmd_backbone, cmmd_weights, prdc_k,
+        generated,
+        reference,
+        [m.strip() for m in metrics.split(",") if m.strip()],
+        backbone,
+        weights,
+        clip_backbone,
+        clip_weights,
+        batch_size,
+        device,
+        allow_small_n,
+        kid_subset_size,
+        dinov2_backbone,
+        dinov2_weights,
+        cmmd_backbone,
+        cmmd_weights,
+        prdc_k,
     )
     if as_json:
         typer.echo(json.dumps(result, indent=2))
@@ -200,5 +216,7 @@ def fidelity(
         console.print(f"[yellow]note:[/] {escape(note)}")
     for name, info in result["backbones"].items():
         if not info["weights"]["verified"]:
-            console.print(f"[yellow]warning:[/] {escape(name)}: weights {escape(info['weights']['path'])} not verified "
-                          f"(sha256 {info['weights']['sha256']})")
+            console.print(
+                f"[yellow]warning:[/] {escape(name)}: weights {escape(info['weights']['path'])} not verified "
+                f"(sha256 {info['weights']['sha256']})"
+            )

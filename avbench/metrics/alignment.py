@@ -73,14 +73,16 @@ class ClipScoreMetric(Metric):
     backbone_options = frozenset({"backbone"})
 
     def cards(self) -> list[MetricCard]:
-        return [MetricCard(
-            "CLIPScore",
-            "Mean over items of 100 * max(cos(image, text), 0); text = "
-            f"'{DEFAULT_TEMPLATE}' with c = the item's labels joined as 'a', 'a and b', 'a, b and c'.",
-            True,
-            "torchmetrics CLIPScore (Hessel et al., 2021)",
-            notes="Clamped per item; torchmetrics clamps the mean, which differs only when a cosine is negative.",
-        )]
+        return [
+            MetricCard(
+                "CLIPScore",
+                "Mean over items of 100 * max(cos(image, text), 0); text = "
+                f"'{DEFAULT_TEMPLATE}' with c = the item's labels joined as 'a', 'a and b', 'a, b and c'.",
+                True,
+                "torchmetrics CLIPScore (Hessel et al., 2021)",
+                notes="Clamped per item; torchmetrics clamps the mean, which differs only when a cosine is negative.",
+            )
+        ]
 
     def compute(self, inputs: ScoringInputs, options: dict) -> list[MetricValue]:
         backbone = options.get("backbone", DEFAULT_BACKBONE)
@@ -92,8 +94,7 @@ class ClipScoreMetric(Metric):
         text = inputs.text_features(backbone, unique)
         row = {caption: k for k, caption in enumerate(unique)}
         per_item = clip_scores(inputs.image_features(backbone, "generated"), text[[row[c] for c in captions]])
-        details = {"template": template, "join": "', ' between labels, ' and ' before the last",
-                   "clamp": "per item"}
+        details = {"template": template, "join": "', ' between labels, ' and ' before the last", "clamp": "per item"}
         return [per_item_value(f"CLIPScore[{backbone}]", per_item, inputs.item_ids, True, backbone, details)]
 
 
@@ -110,17 +111,27 @@ class AlignmentMetric(Metric):
     backbone_options = frozenset({"backbone", "audio_backbone"})
 
     def cards(self) -> list[MetricCard]:
-        z_def = ("Mean over items of z_i = (cos(q_i, v_i) - mu_i) / sigma_i, mu_i and sigma_i the mean and population "
-                 "std of cos(q_i, v_j) over the other items j; items with sigma_i = 0 are degenerate.")
+        z_def = (
+            "Mean over items of z_i = (cos(q_i, v_i) - mu_i) / sigma_i, mu_i and sigma_i the mean and population "
+            "std of cos(q_i, v_j) over the other items j; items with sigma_i = 0 are degenerate."
+        )
         return [
-            MetricCard("AIS", "Mean over items of cos(audio embedding in CLIP image space, generated image embedding).",
-                       True, REFERENCE_MACS,
-                       notes="MACS: Wav2CLIP 0.1.0 (backbone wav2clip) on each clip alone, CLIP ViT-B/32's projected "
-                             "image embedding. avbench embeds the suite's clip (llp-multi: the centred 8 s at 16 kHz); "
-                             "MACS's ais.py embeds the whole audio file it reads at 16 kHz."),
+            MetricCard(
+                "AIS",
+                "Mean over items of cos(audio embedding in CLIP image space, generated image embedding).",
+                True,
+                REFERENCE_MACS,
+                notes="MACS: Wav2CLIP 0.1.0 (backbone wav2clip) on each clip alone, CLIP ViT-B/32's projected "
+                "image embedding. avbench embeds the suite's clip (llp-multi: the centred 8 s at 16 kHz); "
+                "MACS's ais.py embeds the whole audio file it reads at 16 kHz.",
+            ),
             MetricCard("AIS-z", f"{z_def} q = audio embedding, v = generated image.", True, REFERENCE_MACS),
-            MetricCard("IIS", "Mean over items of cos(reference frame embedding, generated image embedding).",
-                       True, REFERENCE_MACS),
+            MetricCard(
+                "IIS",
+                "Mean over items of cos(reference frame embedding, generated image embedding).",
+                True,
+                REFERENCE_MACS,
+            ),
             MetricCard("IIS-z", f"{z_def} q = reference frame, v = generated image.", True, REFERENCE_MACS),
         ]
 
@@ -137,12 +148,29 @@ class AlignmentMetric(Metric):
         values = []
         for name, named_backbone, queries in pairs:
             if queries.shape != generated.shape:
-                raise DataError(f"{name}: {named_backbone} features {queries.shape} do not pair with generated "
-                                f"image features {generated.shape}")
+                raise DataError(
+                    f"{name}: {named_backbone} features {queries.shape} do not pair with generated "
+                    f"image features {generated.shape}"
+                )
             details = {"image_backbone": backbone, "query_backbone": named_backbone}
-            values.append(per_item_value(f"{name}[{named_backbone}]", paired_cosines(queries, generated),
-                                         inputs.item_ids, True, named_backbone, details))
-            values.append(per_item_value(f"{name}-z[{named_backbone}]", paired_z_scores(queries, generated),
-                                         inputs.item_ids, True, named_backbone,
-                                         {**details, "std": "population (ddof=0)", "others": "all other items"}))
+            values.append(
+                per_item_value(
+                    f"{name}[{named_backbone}]",
+                    paired_cosines(queries, generated),
+                    inputs.item_ids,
+                    True,
+                    named_backbone,
+                    details,
+                )
+            )
+            values.append(
+                per_item_value(
+                    f"{name}-z[{named_backbone}]",
+                    paired_z_scores(queries, generated),
+                    inputs.item_ids,
+                    True,
+                    named_backbone,
+                    {**details, "std": "population (ddof=0)", "others": "all other items"},
+                )
+            )
         return values

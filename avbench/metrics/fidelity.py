@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from ..defaults import BACKBONE_LAYERS, FIDELITY_SEED, IS_SPLITS, KID_SUBSET_SIZE, KID_SUBSETS
+from ..defaults import BACKBONE_LAYERS, FIDELITY_METRICS, FIDELITY_SEED, IS_SPLITS, KID_SUBSET_SIZE, KID_SUBSETS
 from ..errors import AvbenchError, DataError
 from .base import Metric, MetricCard, MetricValue, ScoringInputs
 
@@ -209,21 +209,31 @@ def kid_from_features(
     return SpreadScore(float(out[KEY_METRIC_KID_MEAN]), float(out[KEY_METRIC_KID_STD]), details)
 
 
-def isc_from_logits(logits: Any, *, splits: int = IS_SPLITS, seed: int = FIDELITY_SEED) -> SpreadScore:
-    """Inception Score by torch-fidelity's `isc_features_to_metric` (seeded shuffle, then splits)."""
+def isc_from_logits(
+    logits: Any, *, splits: int = IS_SPLITS, seed: int = FIDELITY_SEED, allow_small_n: bool = False
+) -> SpreadScore:
+    """Inception Score by torch-fidelity's `isc_features_to_metric` (seeded shuffle, then splits).
+
+    With fewer images than splits, `allow_small_n` shrinks the splits to one image each, as KID
+    shrinks its subsets; the record says so, since such an IS is not comparable with the protocol's.
+    """
     from torch_fidelity.metric_isc import KEY_METRIC_ISC_MEAN, KEY_METRIC_ISC_STD, isc_features_to_metric
 
     logits = _features(logits, "IS logits")
-    if len(logits) < splits:
-        raise AvbenchError(f"IS with {splits} splits needs at least {splits} images, got {len(logits)}")
+    small = len(logits) < splits
+    if small and not allow_small_n:
+        raise AvbenchError(
+            f"IS with {splits} splits needs at least {splits} images, got {len(logits)}; use more items, "
+            f"fewer is_splits, or allow_small_n (--allow-small-n on the command line) to use {len(logits)} splits"
+        )
+    used = len(logits) if small else splits
     out = isc_features_to_metric(
-        torch.from_numpy(np.ascontiguousarray(logits)), splits=splits, shuffle=True, rng_seed=seed
+        torch.from_numpy(np.ascontiguousarray(logits)), splits=used, shuffle=True, rng_seed=seed
     )
-    return SpreadScore(
-        float(out[KEY_METRIC_ISC_MEAN]),
-        float(out[KEY_METRIC_ISC_STD]),
-        {"splits": splits, "seed": seed, "shuffle": True},
-    )
+    details = {"splits": used, "seed": seed, "shuffle": True, "small_n": small}
+    if small:
+        details["note"] = f"allow_small_n: splits shrunk from {splits} to {used}; not comparable with {splits}-split IS"
+    return SpreadScore(float(out[KEY_METRIC_ISC_MEAN]), float(out[KEY_METRIC_ISC_STD]), details)
 
 
 def feature_layer(backbone_name: str, kind: str) -> str:
@@ -288,7 +298,8 @@ class FidelityMetric(Metric):
                 name="IS",
                 definition=(
                     f"exp(E_x KL(p(y|x) || p(y))) on Inception logits without the fc bias, over {IS_SPLITS} splits "
-                    f"after a shuffle with seed {FIDELITY_SEED}; spread = std over splits"
+                    f"after a shuffle with seed {FIDELITY_SEED}; spread = std over splits; fewer images than splits "
+                    "fail unless allow_small_n (one image per split, recorded)"
                 ),
                 higher_is_better=True,
                 reference="torch-fidelity metric_isc.isc_features_to_metric (Salimans et al. 2016)",
@@ -303,8 +314,8 @@ class FidelityMetric(Metric):
             raise AvbenchError(f"metric 'fidelity': unknown option(s) {sorted(unknown)}; known: {sorted(self.options)}")
         backbone = options.get("backbone", "inception-v3-compat")
         kind = backbones.get(backbone).kind
-        wanted = list(options.get("metrics", ["fd", "kid", "is"]))
-        if not set(wanted) <= {"fd", "kid", "is"} or not wanted:
+        wanted = list(options.get("metrics", FIDELITY_METRICS))
+        if not set(wanted) <= set(FIDELITY_METRICS) or not wanted:
             raise AvbenchError(f"metric 'fidelity': metrics must be a non-empty subset of fd, kid, is, got {wanted}")
         if kind not in BACKBONE_LAYERS:
             raise AvbenchError(f"metric 'fidelity': backbone {backbone!r} is a {kind} backbone; use an image backbone")
@@ -354,7 +365,10 @@ class FidelityMetric(Metric):
     def _is(self, inputs, options, backbone, kind, layer) -> MetricValue:
         logits = inputs.image_features(backbone, "generated", layer=layer)
         score = isc_from_logits(
-            logits, splits=int(options.get("is_splits", IS_SPLITS)), seed=int(options.get("seed", FIDELITY_SEED))
+            logits,
+            splits=int(options.get("is_splits", IS_SPLITS)),
+            seed=int(options.get("seed", FIDELITY_SEED)),
+            allow_small_n=bool(options.get("allow_small_n", getattr(inputs, "allow_small_n", False))),
         )
         return MetricValue(
             f"IS[{backbone}]",

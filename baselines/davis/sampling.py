@@ -78,9 +78,22 @@ class Diffusion(nn.Module):
     def q_sample(self, x_start: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         return self._at(self.sqrt_alphas_cumprod, t) * x_start + self._at(self.sqrt_one_minus_alphas_cumprod, t) * noise
 
-    def loss(self, denoise: Denoiser, target: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """The official L1 training loss: noise (pred_noise) or target (pred_x0) from q_sample(target, t)."""
-        t = torch.randint(0, self.config.timesteps, (target.shape[0],), generator=generator).to(target.device)
+    def loss(
+        self,
+        denoise: Denoiser,
+        target: torch.Tensor,
+        generator: torch.Generator | None = None,
+        first_timestep: int = 0,
+    ) -> torch.Tensor:
+        """The official L1 training loss: noise (pred_noise) or target (pred_x0) from q_sample(target, t).
+
+        The official code draws t from all timesteps; `first_timestep` narrows the draw to the noisy end,
+        the only times a sampler with few steps ever queries.
+        """
+        if not 0 <= first_timestep < self.config.timesteps:
+            raise ValueError(f"davis: first_timestep must be in [0, {self.config.timesteps}), got {first_timestep}")
+        t = torch.randint(first_timestep, self.config.timesteps, (target.shape[0],), generator=generator)
+        t = t.to(target.device)
         noise = torch.randn(target.shape, generator=generator).to(target.device)
         output = denoise(self.q_sample(target, t, noise), t)
         wanted = noise if self.config.objective == "pred_noise" else target

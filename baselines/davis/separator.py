@@ -200,11 +200,13 @@ class DavisSeparator(nn.Module):
         source_waves: torch.Tensor,
         cues: list[np.ndarray],
         generator: torch.Generator | None = None,
+        first_timestep: int = 0,
     ) -> torch.Tensor:
-        """One row per (mixture [R, T], its target source [R, T], its cue)."""
+        """One row per (mixture [R, T], its target source [R, T], its cue); timesteps from `first_timestep` on."""
         mixture = self._padded(self.condition(self.spectral.stft(mixture_wave).abs())[1])
         target = self._padded(self.condition(self.spectral.stft(source_waves).abs())[1])
-        return self.process.loss(self.denoiser(mixture, self.visual_features(cues)), target, generator)
+        denoise = self.denoiser(mixture, self.visual_features(cues))
+        return self.process.loss(denoise, target, generator, first_timestep)
 
     @torch.no_grad()
     def separate(

@@ -91,7 +91,14 @@ def provenance(module: str, facts: dict, config: dict) -> dict[str, str]:
 
 
 def train(
-    steps: int, mixtures_per_step: int, per_class: int, lr: float, seed: int, out: Path, init: Path | None = None
+    steps: int,
+    mixtures_per_step: int,
+    per_class: int,
+    lr: float,
+    seed: int,
+    out: Path,
+    init: Path | None = None,
+    first_timestep: int = 0,
 ) -> dict:
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -110,7 +117,7 @@ def train(
     running = 0.0
     for step in range(1, steps + 1):
         mix_rows, targets, cues = draw_rows(rng, waves, images, mixtures_per_step)
-        loss = separator.training_loss(mix_rows, targets, cues, generator)
+        loss = separator.training_loss(mix_rows, targets, cues, generator, first_timestep)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(separator.parameters(), 1.0)
@@ -135,6 +142,7 @@ def train(
         "lr": lr,
         "seed": seed,
         "init_sha256": file_sha256(init) if init else None,
+        "first_timestep": first_timestep,
     }
     config = asdict(SYNTH)
     save_file(state, str(out), metadata=provenance("avbench.baselines.davis.train", facts, config))
@@ -156,10 +164,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--out", type=Path, default=WEIGHTS_DIR / SYNTH_FILE)
     parser.add_argument("--init", type=Path, default=None, help="continue from this file (its sha256 is recorded)")
+    parser.add_argument(
+        "--first-timestep", type=int, default=0, help="draw training timesteps from here to the last (0: all)"
+    )
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    summary = train(args.steps, args.mixtures, args.per_class, args.lr, args.seed, args.out, args.init)
+    summary = train(
+        args.steps, args.mixtures, args.per_class, args.lr, args.seed, args.out, args.init, args.first_timestep
+    )
     written = {"out": str(args.out), "sha256": file_sha256(args.out), "bytes": args.out.stat().st_size}
     print(json.dumps({**summary, **written}, indent=2))
 

@@ -164,8 +164,6 @@ def test_symlinks_out_of_the_root_are_refused_and_inside_ones_allowed(tmp_path):
     assert resolve_inside(root, "audio/inside.wav", "clip a1") == (root / "audio" / "a2.wav").resolve()
 
 
-
-
 # -- the command line, in fresh processes -----------------------------------------
 
 EVIL_MODULE = "from pathlib import Path\nPath({marker!r}).touch()\nclass Model: pass\n"
