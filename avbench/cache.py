@@ -15,8 +15,8 @@ import io
 import json
 import logging
 import os
+import secrets
 import socket
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -61,9 +61,6 @@ def array_hash(array: np.ndarray) -> str:
 
 
 _HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-_FILE_MODE = 0o666 & ~_UMASK
 _SWEPT: set[tuple[int, str]] = set()
 
 
@@ -95,14 +92,24 @@ def _remove_stale_temporaries(folder: Path) -> None:
                 pass
 
 
+def _new_temporary(path: Path) -> tuple[int, str]:
+    """An exclusive new `.NAME.<host>-<pid>.XXXX.tmp` beside `path`, created with mode 0666 less the umask as
+    open() gives (mkstemp's 0600 would keep shared results from their readers)."""
+    while True:
+        tmp = str(path.parent / f".{path.name}.{_HOST}-{os.getpid()}.{secrets.token_hex(6)}.tmp")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), tmp
+        except FileExistsError:
+            continue
+
+
 def atomic_write(path: Path, data: bytes, durable: bool = False) -> None:
     """Replace `path` with `data` in one step; `durable` also fsyncs (survives power loss, not just a crash)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(path.parent)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_HOST}-{os.getpid()}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _new_temporary(path)
     try:
-        os.fchmod(fd, _FILE_MODE)  # mkstemp creates 0600; results are for sharing, as open() would make them
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             if durable:

@@ -67,3 +67,18 @@ def test_only_temporaries_of_dead_writers_on_this_host_are_swept(tmp_path):
     assert sorted(p.name for p in folder.iterdir()) == sorted(
         ["record.json", alive.name, elsewhere.name, unrelated.name]
     )
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_written_files_get_the_mode_open_would_give_under_the_umask(umask, mode, tmp_path):
+    """Shared caches need group/other read where the user's umask allows it; a private umask keeps them private."""
+    from avbench.cache import atomic_write
+
+    previous = os.umask(umask)
+    try:
+        atomic_write(tmp_path / "record.json", b"whole")
+        atomic_write(tmp_path / "record.json", b"again")  # a replacement too, not only a first write
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "record.json").stat().st_mode & 0o777 == mode
+    assert [p.name for p in tmp_path.iterdir()] == ["record.json"]
