@@ -96,8 +96,16 @@ class FileSource:
             raise DataError(f"frame file {path}: cannot decode image ({exc})") from None
 
     def missing(self, item: Item) -> list[str]:
-        """Manifest paths of the item that are not present under the root."""
-        return [f.path for f in item_files(item) if not self.resolve(f.path, f"item {item.id}").is_file()]
+        """Manifest paths of the item that are not present under the root.
+
+        A path that names no file is missing wherever it would resolve, so only present files pay for
+        resolving symlinks (one stat instead of a walk per path: a 15,000-item manifest on a sparse root).
+        """
+        return [
+            f.path
+            for f in item_files(item)
+            if not (self.root / f.path).is_file() or not self.resolve(f.path, f"item {item.id}").is_file()
+        ]
 
     def kind(self) -> str:
         return f"files:{self.root.resolve()}:strict-rate={self.strict_rate}"

@@ -219,19 +219,23 @@ def prepare(
     report = PrepareReport()
     work = []
     for job in clips:
-        todo = [
-            (kind, resolve_inside(data_root, path, f"clip {job.clip}"))
-            for kind, paths in (("audio", job.audio), ("frame", job.frames))
-            for path in sorted(paths)
+        where = f"clip {job.clip}"
+        wanted = [
+            (kind, path) for kind, paths in (("audio", job.audio), ("frame", job.frames)) for path in sorted(paths)
         ]
-        todo = [(kind, target) for kind, target in todo if not target.is_file()]
+        # Symlinks are resolved (and refused outside the root) only for files that exist or will be written.
+        todo = [
+            (kind, path)
+            for kind, path in wanted
+            if not ((data_root / path).is_file() and resolve_inside(data_root, path, where).is_file())
+        ]
         match = find_video(job.clip, videos) if todo else None
         if not todo:
             report.skipped.append(job.clip)
         elif match is None:
             report.missing.append(job.clip)
         else:
-            work.append((job, match, todo))
+            work.append((job, match, [(kind, resolve_inside(data_root, path, where)) for kind, path in todo]))
     settled = len(clips) - len(work)
     if on_progress is not None:
         on_progress(settled, len(clips))
