@@ -211,11 +211,6 @@ def test_outputs_depend_on_the_item_seed_only():
     assert np.abs(other_seed - alone).max() > 1e-4
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the shipped synthetic weights (1,600 CPU steps) do not yet beat the mixture with separate intervals; "
-    "retrain (a wider synthetic U-Net or more steps), then remove this mark",
-)
 @pytest.mark.timeout(900)
 def test_davis_beats_the_mixture_on_synth_sep(leaderboard_runs):
     records = leaderboard_runs.records("synth-sep")  # the leaderboard's runs, made with the shipped weights

@@ -26,7 +26,7 @@ from .separator import DavisConfig, DavisSeparator
 
 WEIGHTS_DIR = Path(__file__).with_name("weights")
 SYNTH_FILE = "davis_synth.safetensors"
-SYNTH_SHA256 = "4c386a188a5924bf336fab938e3b99f03f5156e78d6a5841cf3740b38188cec8"
+SYNTH_SHA256 = "b77d074eeef16e8501f8507ab2169f10e22d830f1a570e07a661c957d1d1672c"
 UNET_FILE, FRAME_FILE = "unet_best.pth", "frame_best.pth"
 
 

@@ -6,8 +6,12 @@ compressed log-frequency magnitude and the cue is that clip's object image.
 The network is the official one at `separator.SYNTH`'s small size, trained
 with the official L1 diffusion loss (objective `pred_x0`), all of it from scratch.
 The shipped file is this default run (300 steps, `--threads 1`) continued by
-`--init <it> --steps 100 --lr 1e-3 --seed 1 --threads 1`, then by
-`--init <that> --steps 1200 --lr 1e-3 --seed 2 --threads 1` (each file's metadata holds its parent's sha256).
+`--init <it> --steps 100 --lr 1e-3 --seed 1 --threads 1`, then
+`--init <that> --steps 1200 --lr 1e-3 --seed 2 --threads 1`, then, with `--lr 1e-3 --threads 1
+--first-timestep 900`, by 600 steps with `--seed 4` and 5000 steps with `--seed 5` (each file's metadata
+holds its parent's sha256; about 50 min on one core). The synthetic configuration samples one DDIM step,
+at t = 999, so the last two stages train only the noisy end of the schedule, where that step is taken:
+it lifted synth-sep's SDR from 0.5 dB to 5.7 dB, against 0.13 dB for the unseparated mixture.
 Clips come from the world's training seeds (>= MANIFEST_SEED_LIMIT), so no
 test clip is ever seen. Everything is seeded: the same command on the same
 thread count writes the same bytes.
