@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from metric_entries import metric_entry
 from scipy.stats import norm
 
 from avbench.compare import compare, drop_p_value, format_comparison
@@ -22,16 +23,7 @@ N = 60
 
 
 def entry(name: str, value: float | None, higher: bool) -> MetricEntry:
-    return MetricEntry(
-        name=name,
-        value=value,
-        higher_is_better=higher,
-        backbone=name.split("[")[1][:-1],
-        metric="test",
-        task="separate_audio",
-        protocol=1,
-        n=N,
-    )
+    return metric_entry(name, value, higher, task="separate_audio", n=N)
 
 
 def record(

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from metric_entries import metric_entry
 
 import avbench.leaderboards as lb
 from avbench.defaults import SCHEMA_VERSION
@@ -21,22 +22,7 @@ SUITE = "synth-mixed2"
 R1, FID = "R@1[clip-synth]", "FID[inception-v3-compat]"
 
 
-def entry(
-    name: str, value: float | None, higher: bool, half: float | None = None, n: int = 20, skipped: int = 0
-) -> MetricEntry:
-    return MetricEntry(
-        name=name,
-        value=value,
-        higher_is_better=higher,
-        backbone=name.split("[")[1][:-1],
-        metric="test",
-        task="generate",
-        protocol=1,
-        n=n,
-        skipped=skipped,
-        ci_low=None if half is None else value - half,
-        ci_high=None if half is None else value + half,
-    )
+entry = metric_entry
 
 
 def record(
