@@ -197,6 +197,8 @@ def test_every_real_suite_runs_end_to_end(stage, suite, tmp_path):
     if "separate_audio" in oracle.tasks:  # the true sources score far above the mixture and noise
         assert oracle.metric("SI-SDR[waveform]").value > records["mixture"].metric("SI-SDR[waveform]").value + 100
         assert records["mixture"].metric("SDR[bss-v3]").value > records["random"].metric("SDR[bss-v3]").value
+    for entry in (e for e in oracle.metrics if e.name.startswith("IS[")):  # 3 images: 3 splits, and the record says so
+        assert entry.details["splits"] == ITEMS and entry.details["small_n"], entry.details
     if suite.startswith("llp-multi"):  # AIS and IIS with Wav2CLIP, as MACS computes them
         for name in ("AIS[wav2clip]", "AIS-z[wav2clip]", "IIS[clip-vit-b32-openai]", "IIS-z[clip-vit-b32-openai]"):
             assert math.isfinite(oracle.metric(name).value), name
