@@ -32,7 +32,7 @@ from typer.testing import CliRunner
 
 from avbench import registry
 from avbench.cli import app
-from avbench.defaults import FIDELITY_METRICS
+from avbench.defaults import FIDELITY_METRICS, IS_SPLITS
 from avbench.errors import SuiteError
 from avbench.items.files import FileSource
 from avbench.readiness import needed_weights
@@ -197,8 +197,9 @@ def test_every_real_suite_runs_end_to_end(stage, suite, tmp_path):
     if "separate_audio" in oracle.tasks:  # the true sources score far above the mixture and noise
         assert oracle.metric("SI-SDR[waveform]").value > records["mixture"].metric("SI-SDR[waveform]").value + 100
         assert records["mixture"].metric("SDR[bss-v3]").value > records["random"].metric("SDR[bss-v3]").value
-    for entry in (e for e in oracle.metrics if e.name.startswith("IS[")):  # 3 images: 3 splits, and the record says so
-        assert entry.details["splits"] == ITEMS and entry.details["small_n"], entry.details
+    for entry in (e for e in oracle.metrics if e.name.startswith("IS[")):  # fewer images than splits: one per split
+        small = entry.n < IS_SPLITS  # (other suites' clips can give a suite more than ITEMS present items)
+        assert entry.details["splits"] == min(entry.n, IS_SPLITS) and entry.details["small_n"] == small, entry.details
     if suite.startswith("llp-multi"):  # AIS and IIS with Wav2CLIP, as MACS computes them
         for name in ("AIS[wav2clip]", "AIS-z[wav2clip]", "IIS[clip-vit-b32-openai]", "IIS-z[clip-vit-b32-openai]"):
             assert math.isfinite(oracle.metric(name).value), name
