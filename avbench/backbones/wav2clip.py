@@ -29,6 +29,7 @@ from torch import nn
 
 from ..errors import WeightsError
 from .base import BackboneSpec
+from .layouts import read_tensors
 
 SAMPLE_RATE = 16000
 N_FFT = 512
@@ -113,13 +114,8 @@ def check_layout(state: dict, where: str) -> None:
 
 
 def read_state(path: Path, where: str) -> dict:
-    """The checkpoint as a plain tensor dict (torch.load with weights_only=True: no code runs)."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any failure means the file is not a plain state dict
-        raise WeightsError(f"{where}: {path} is not a plain tensor state dict ({exc})") from None
-    if not isinstance(state, dict):
-        raise WeightsError(f"{where}: {path} holds a {type(state).__name__}, not a state dict")
+    """The checkpoint as a plain tensor dict (no code runs), refused unless in Wav2CLIP's layout."""
+    state = read_tensors(path, where)
     check_layout(state, where)
     return state
 
